@@ -39,14 +39,14 @@ class Principal:
     certificate_fingerprint: str | None = None
     token_id: str | None = None
 
-    def values(self, name: AttributeName, trusted_sources: Iterable[str] | None = None) -> frozenset[str]:
+    def values(
+        self, name: AttributeName, trusted_sources: Iterable[str] | None = None
+    ) -> frozenset[str]:
         """The values of attribute `name`, optionally only those from `trusted_sources`."""
         if trusted_sources is None:
             return frozenset(a.value for a in self.attributes if a.name == name)
         trusted = frozenset(trusted_sources)
-        return frozenset(
-            a.value for a in self.attributes if a.name == name and a.source in trusted
-        )
+        return frozenset(a.value for a in self.attributes if a.name == name and a.source in trusted)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready view with nothing secret in it (used by /v1/whoami and audit)."""

@@ -1,0 +1,182 @@
+"""The `gateway certs` commands: a development CA, client and server certificates, inspect.
+
+gateway certs init-ca --out DIR --name NAME [--days N]
+gateway certs issue --ca-dir DIR --out PREFIX --cn CN --org O [--ou OU]...
+                    [--citizenship CC]... [--residence CC]... [--days N] [--not-before ISO]
+gateway certs server --ca-dir DIR --out PREFIX --host H [--host H]...
+gateway certs inspect FILE
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+from gateway.identity._errors import PkiError
+from gateway.identity._rfc3739 import (
+    SUBJECT_DIRECTORY_ATTRIBUTES,
+    DirectoryAttributesError,
+    decode_directory_attributes,
+)
+from gateway.identity.countries import normalise_country
+from gateway.identity.pki import init_ca, issue_client, issue_server
+
+__all__ = ["inspect_certificate", "register"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the `certs` command and its sub-commands to an argparse sub-parsers object."""
+    certs = subparsers.add_parser("certs", help="make and inspect certificates")
+    commands = certs.add_subparsers(dest="certs_command", required=True)
+
+    init = commands.add_parser("init-ca", help="create a certificate authority")
+    init.add_argument("--out", required=True, type=Path, help="directory for ca.pem, ca-key.pem")
+    init.add_argument("--name", required=True, help="the CA's common name")
+    init.add_argument("--days", type=int, default=3650)
+    init.set_defaults(func=_init_ca)
+
+    issue = commands.add_parser("issue", help="issue a client certificate")
+    issue.add_argument("--ca-dir", required=True, type=Path)
+    issue.add_argument("--out", required=True, type=Path, help="writes PREFIX.pem, PREFIX-key.pem")
+    issue.add_argument("--cn", required=True, help="common name (the subject)")
+    issue.add_argument("--org", required=True, help="organisation (O)")
+    issue.add_argument("--ou", action="append", default=[], help="unit (OU), read as a role")
+    issue.add_argument("--citizenship", action="append", default=[], help="country code")
+    issue.add_argument("--residence", action="append", default=[], help="country code")
+    issue.add_argument("--days", type=int, default=365)
+    issue.add_argument("--not-before", type=_instant, default=None, help="ISO 8601 instant")
+    issue.set_defaults(func=_issue)
+
+    server = commands.add_parser("server", help="issue a TLS server certificate")
+    server.add_argument("--ca-dir", required=True, type=Path)
+    server.add_argument("--out", required=True, type=Path)
+    server.add_argument("--host", action="append", required=True, help="DNS name or IP")
+    server.set_defaults(func=_server)
+
+    inspect = commands.add_parser("inspect", help="show what the gateway reads from a cert")
+    inspect.add_argument("file", type=Path)
+    inspect.set_defaults(func=_inspect)
+
+
+def inspect_certificate(certificate: x509.Certificate) -> dict[str, Any]:
+    """What the gateway reads from `certificate`, as a JSON-ready mapping."""
+    subject = certificate.subject
+
+    def values(oid: x509.ObjectIdentifier) -> list[str]:
+        return [str(a.value) for a in subject.get_attributes_for_oid(oid)]
+
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        alternative_names = [str(n.value) for n in names.value]
+    except x509.ExtensionNotFound:
+        alternative_names = []
+    citizenships: list[str] = []
+    residences: list[str] = []
+    try:
+        extension = certificate.extensions.get_extension_for_oid(
+            x509.ObjectIdentifier(SUBJECT_DIRECTORY_ATTRIBUTES)
+        ).value
+        raw = (
+            extension.value
+            if isinstance(extension, x509.UnrecognizedExtension)
+            else extension.public_bytes()
+        )
+        decoded = decode_directory_attributes(raw)
+        citizenships, residences = list(decoded.citizenships), list(decoded.residences)
+    except x509.ExtensionNotFound:
+        pass
+    return {
+        "subject": subject.rfc4514_string(),
+        "issuer": certificate.issuer.rfc4514_string(),
+        "serial_number": format(certificate.serial_number, "x"),
+        "not_before": certificate.not_valid_before_utc.isoformat(),
+        "not_after": certificate.not_valid_after_utc.isoformat(),
+        "fingerprint": hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest(),
+        "common_name": next(iter(values(NameOID.COMMON_NAME)), None),
+        "organisation": values(NameOID.ORGANIZATION_NAME),
+        "organisational_units": values(NameOID.ORGANIZATIONAL_UNIT_NAME),
+        "subject_alternative_names": alternative_names,
+        "citizenship": _normalised(citizenships),
+        "residence": _normalised(residences),
+        "invalid_country_codes": [
+            code for code in citizenships + residences if normalise_country(code) is None
+        ],
+    }
+
+
+def _normalised(codes: list[str]) -> list[str]:
+    return sorted({n for n in (normalise_country(c) for c in codes) if n is not None})
+
+
+def _instant(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 instant: {text}") from exc
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _init_ca(args: argparse.Namespace) -> int:
+    return _run(lambda: print(init_ca(args.out, args.name, days=args.days)))
+
+
+def _issue(args: argparse.Namespace) -> int:
+    def issue() -> None:
+        certificate, key = issue_client(
+            args.ca_dir,
+            args.out,
+            common_name=args.cn,
+            organisation=args.org,
+            units=args.ou,
+            citizenships=args.citizenship,
+            residences=args.residence,
+            days=args.days,
+            not_before=args.not_before,
+        )
+        print(certificate)
+        print(key)
+
+    return _run(issue)
+
+
+def _server(args: argparse.Namespace) -> int:
+    def issue() -> None:
+        certificate, key = issue_server(args.ca_dir, args.out, args.host)
+        print(certificate)
+        print(key)
+
+    return _run(issue)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    def inspect() -> None:
+        try:
+            certificate = x509.load_pem_x509_certificate(args.file.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise PkiError("not a readable PEM certificate", str(args.file)) from exc
+        try:
+            report = inspect_certificate(certificate)
+        except (ValueError, DirectoryAttributesError) as exc:
+            raise PkiError("the certificate's extensions cannot be read", str(args.file)) from exc
+        print(json.dumps(report, indent=2))
+
+    return _run(inspect)
+
+
+def _run(action: Any) -> int:
+    try:
+        action()
+    except PkiError as exc:
+        where = f" ({exc.path})" if exc.path else ""
+        print(f"error: {exc}{where}", file=sys.stderr)
+        return 1
+    return 0
