@@ -1,0 +1,193 @@
+"""`gateway policy ...`: check, test, explain and diff policies offline.
+
+Exit status: 0 success, 1 a policy test failed, 2 invalid input (policy, test file,
+principal file or arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ._cases import load_cases, load_principal
+from ._diff import diff_policies
+from ._engine import ACTIONS, decide
+from ._errors import PolicyLoadError
+from ._loader import load_policy
+from ._model import Decision
+from ._policy import Policy
+
+
+def register(subparsers: Any) -> None:
+    """Add the `policy` command and its sub-commands to an argparse sub-parser set."""
+    policy = subparsers.add_parser("policy", help="check, test, explain and diff policies")
+    commands = policy.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")
+
+    check = commands.add_parser("check", help="validate a policy directory")
+    check.add_argument("directory", metavar="DIR")
+    check.set_defaults(func=_check)
+
+    test = commands.add_parser("test", help="run the policy tests in DIR/tests/*.yaml")
+    test.add_argument("directory", metavar="DIR")
+    test.set_defaults(func=_test)
+
+    explain = commands.add_parser("explain", help="show a decision and the rules behind it")
+    explain.add_argument("directory", metavar="DIR")
+    explain.add_argument("--principal", required=True, metavar="FILE", help="YAML or JSON")
+    explain.add_argument("--model", default=None, metavar="M")
+    explain.add_argument("--at", required=True, metavar="INSTANT", help="e.g. 2027-01-15T16:00Z")
+    explain.add_argument("--action", default="model.invoke", choices=ACTIONS, metavar="A")
+    explain.add_argument("--json", action="store_true", help="print the decision as JSON")
+    explain.set_defaults(func=_explain)
+
+    diff = commands.add_parser("diff", help="which outcomes change between two policies")
+    diff.add_argument("old", metavar="OLD")
+    diff.add_argument("new", metavar="NEW")
+    diff.set_defaults(func=_diff)
+
+
+def _load(directory: str) -> Policy | None:
+    try:
+        return load_policy(directory)
+    except PolicyLoadError as exc:
+        print(f"policy invalid: {exc}", file=sys.stderr)
+        return None
+
+
+def _instant(value: datetime | None) -> str:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else "-"
+
+
+def _check(args: argparse.Namespace) -> int:
+    policy = _load(args.directory)
+    if policy is None:
+        return 2
+    print(f"policy OK: {args.directory}")
+    print(f"  version         {policy.version}")
+    print(
+        f"  contents        {len(policy.models)} models, {len(policy.access_classes)} access "
+        f"classes, {len(policy.country_groups)} country groups, {len(policy.grants)} grants, "
+        f"{len(policy.suspensions)} suspensions"
+    )
+    return 0
+
+
+def _test(args: argparse.Namespace) -> int:
+    policy = _load(args.directory)
+    if policy is None:
+        return 2
+    folder = Path(args.directory) / "tests"
+    files = sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")) if folder.is_dir() else []
+    try:
+        cases = [case for path in files for case in load_cases(path)]
+    except PolicyLoadError as exc:
+        print(f"policy test invalid: {exc}", file=sys.stderr)
+        return 2
+    if not cases:
+        print(f"no policy tests found in {folder}")
+        return 1
+    failed = 0
+    for case in cases:
+        decision = decide(policy, case.principal, case.action, case.model, case.at)
+        problems = _mismatches(case.expect, decision)
+        if problems:
+            failed += 1
+            print(f"FAIL  {case.name} ({case.file}:{case.line}): {'; '.join(problems)}")
+        else:
+            print(f"PASS  {case.name}")
+    print(f"{len(cases) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def _mismatches(expect: Any, decision: Decision) -> list[str]:
+    problems = []
+    if expect.allowed != decision.allowed:
+        problems.append(f"expected allowed={expect.allowed}, got {decision.allowed}")
+    if expect.reason != decision.reason:
+        problems.append(f"expected reason {expect.reason}, got {decision.reason}")
+    if expect.error_code is not None and expect.error_code != decision.error_code:
+        problems.append(f"expected error_code {expect.error_code}, got {decision.error_code}")
+    if expect.grant is not None and expect.grant != decision.grant_id:
+        problems.append(f"expected grant {expect.grant}, got {decision.grant_id}")
+    return problems
+
+
+def decision_json(decision: Decision) -> dict[str, Any]:
+    """A JSON-ready view of a decision."""
+    return {
+        "allowed": decision.allowed,
+        "reason": decision.reason,
+        "status": decision.status,
+        "error_code": decision.error_code,
+        "rules": list(decision.rules),
+        "grant_id": decision.grant_id,
+        "grant_not_after": _instant(decision.grant_not_after) if decision.grant_not_after else None,
+        "obligations": list(decision.obligations),
+        "policy_version": decision.policy_version,
+        "roles": sorted(decision.roles),
+    }
+
+
+def _explain(args: argparse.Namespace) -> int:
+    try:
+        at = datetime.fromisoformat(args.at)
+    except ValueError:
+        print(f"invalid --at: {args.at!r} is not an ISO 8601 date-time", file=sys.stderr)
+        return 2
+    if at.utcoffset() is None:
+        print("invalid --at: give a time zone, e.g. 2027-01-15T16:00:00Z", file=sys.stderr)
+        return 2
+    policy = _load(args.directory)
+    if policy is None:
+        return 2
+    try:
+        principal = load_principal(Path(args.principal))
+    except PolicyLoadError as exc:
+        print(f"principal invalid: {exc}", file=sys.stderr)
+        return 2
+    decision = decide(policy, principal, args.action, args.model, at)
+    if args.json:
+        print(json.dumps(decision_json(decision), indent=2))
+        return 0
+    verdict = "allow" if decision.allowed else f"deny ({decision.status} {decision.error_code})"
+    print(f"decision     {verdict}")
+    print(f"reason       {decision.reason}")
+    print(f"question     {principal.subject} {args.action} {args.model or '-'} at {_instant(at)}")
+    print(f"roles        {', '.join(sorted(decision.roles)) or '-'}")
+    if decision.grant_id is not None:
+        print(f"grant        {decision.grant_id} (not_after {_instant(decision.grant_not_after)})")
+    for obligation in decision.obligations:
+        print(f"obligation   {obligation}")
+    print(f"policy       {decision.policy_version}")
+    print("rules")
+    for rule in decision.rules:
+        print(f"  {rule}")
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    old = _load(args.old)
+    new = _load(args.new)
+    if old is None or new is None:
+        return 2
+    print(f"policy {old.version[:12]} -> {new.version[:12]}")
+    changes = diff_policies(old, new)
+    if not changes:
+        print("no outcome changes")
+        return 0
+    for change in changes:
+        since = f"from {_instant(change.since)}" if change.since else "from the start"
+        who = f'organisation "{change.organisation}"' if change.organisation else "no organisation"
+        if change.subject:
+            who += f" subject {change.subject}"
+        nationalities = " ".join(n or "(none)" for n in change.nationalities)
+        print(
+            f"{since}: {change.model} [{change.access_class}] {who}, "
+            f"nationality {nationalities}: {change.old} -> {change.new}"
+        )
+    print(f"{len(changes)} changes")
+    return 0
