@@ -1,0 +1,70 @@
+"""The `audit:` settings section."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.audit.errors import NoteError
+from gateway.audit.keys import load_hmac_key, load_signer
+from gateway.config import Section
+
+__all__ = ["AuditSettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSettings:
+    """Where the log lives, how it signs, and when it signs checkpoints.
+
+    `origin` is the checkpoint origin and must equal the signing key's name.
+    """
+
+    store: Path
+    origin: str
+    signing_key: Path
+    hmac_key: Path
+    checkpoint_every_records: int = 1000
+    checkpoint_every_seconds: float = 10.0
+    batch_max: int = 512
+
+    @classmethod
+    def from_section(cls, section: Section) -> AuditSettings:
+        """Parse and check the section, including that both key files load."""
+        section.reject_unknown(
+            "store",
+            "origin",
+            "signing_key",
+            "hmac_key",
+            "checkpoint_every_records",
+            "checkpoint_every_seconds",
+            "batch_max",
+        )
+        settings = cls(
+            store=section.path_value("store", must_exist=False),
+            origin=section.string("origin"),
+            signing_key=section.path_value("signing_key"),
+            hmac_key=section.path_value("hmac_key"),
+            checkpoint_every_records=section.integer("checkpoint_every_records", 1000, minimum=1),
+            checkpoint_every_seconds=section.number("checkpoint_every_seconds", 10.0, minimum=0.01),
+            batch_max=section.integer("batch_max", 512, minimum=1),
+        )
+        try:
+            signer = load_signer(settings.signing_key)
+        except (NoteError, OSError, UnicodeDecodeError) as exc:
+            section.fail("signing_key", f"not a usable signer key: {_describe(exc)}")
+        if signer.name != settings.origin:
+            section.fail("origin", "must equal the signing key's name")
+        try:
+            load_hmac_key(settings.hmac_key)
+        except (NoteError, OSError, UnicodeDecodeError) as exc:
+            section.fail("hmac_key", f"not a usable HMAC key: {_describe(exc)}")
+        return settings
+
+
+def _describe(exc: Exception) -> str:
+    # Never echo file contents: a decoding error would quote key bytes.
+    if isinstance(exc, NoteError):
+        return exc.reason
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return "the file is not UTF-8 text"
