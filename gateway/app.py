@@ -1,0 +1,151 @@
+"""Wiring: `build_app(settings)` builds every component and returns the ASGI app.
+
+The inference routes are dispatched straight to a plain ASGI callable; everything else
+goes through a small Starlette app, which also runs the lifespan (start the audit log,
+the upstream pools and the policy watcher; stop them in reverse order).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+
+from gateway.audit import AuditLog, BodyDigest
+from gateway.audit.keys import load_hmac_key
+from gateway.control import routes
+from gateway.identity import Authenticator
+from gateway.inference import INFERENCE_PATHS, InferenceEndpoint
+from gateway.logs import get_logger
+from gateway.policy import PolicyHolder, PolicyWatcher, ReloadOutcome, load_policy
+from gateway.proxy import Forwarder, UpstreamPool
+from gateway.records import event_record
+from gateway.responses import Receive, Scope, Send
+from gateway.settings import Settings
+from gateway.state import Gateway
+
+
+class GatewayApp:
+    """The ASGI application: inference paths go straight to the forwarding pipeline."""
+
+    def __init__(self, gateway: Gateway, control: Starlette) -> None:
+        self.gateway = gateway
+        self.control = control
+        self.inference = InferenceEndpoint(gateway)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in INFERENCE_PATHS:
+            await self.inference(scope, receive, send)
+        else:
+            await self.control(scope, receive, send)
+
+
+def build_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], float] = time.time,
+    http: httpx.AsyncClient | None = None,
+) -> GatewayApp:
+    """Build a gateway from `settings`; `clock` (epoch seconds) drives every decision."""
+    logger = get_logger()
+    control_client = http or httpx.AsyncClient(timeout=httpx.Timeout(5.0))
+    policy = load_policy(settings.policy_directory)
+    holder = PolicyHolder(policy)
+    audit = AuditLog(settings.audit, clock=clock)
+    pool = UpstreamPool(list(settings.upstreams))
+    digests = BodyDigest(load_hmac_key(settings.audit.hmac_key))
+    gateway = Gateway(
+        authenticator=Authenticator(settings.identity, http=control_client),
+        policies=holder,
+        audit=audit,
+        digests=digests,
+        pool=pool,
+        forwarder=Forwarder(pool, digests),
+        routes=dict(settings.routes),
+        upstreams={u.name: u for u in settings.upstreams},
+        max_body_bytes=settings.max_body_bytes,
+        clock=clock,
+        logger=logger,
+    )
+    pending: set[asyncio.Task[Any]] = set()
+
+    def on_reload(outcome: ReloadOutcome) -> None:
+        record = event_record(
+            clock(),
+            "policy_reload",
+            trigger=outcome.trigger,
+            ok=outcome.ok,
+            old_version=outcome.old_version,
+            new_version=outcome.new_version,
+            error=outcome.error,
+        )
+        if outcome.ok:
+            logger.info(
+                "policy.reloaded",
+                old=outcome.old_version,
+                new=outcome.new_version,
+                trigger=outcome.trigger,
+            )
+        else:
+            logger.error(
+                "policy.reload_failed",
+                error=outcome.error,
+                trigger=outcome.trigger,
+                version=outcome.old_version,
+            )
+        task = asyncio.get_running_loop().create_task(gateway.record(record))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    watcher = PolicyWatcher(
+        settings.policy_directory, holder, on_reload, watch_files=settings.policy_watch
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await audit.start()
+        try:
+            await pool.start()
+            await watcher.start()
+            _check_routes(gateway, logger)
+            logger.info(
+                "gateway.started",
+                policy_version=holder.current.version,
+                models=sorted(gateway.routes),
+            )
+            yield
+        finally:
+            await watcher.stop()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+            await pool.stop()
+            await gateway.authenticator.aclose()
+            if http is None:
+                await control_client.aclose()
+            await audit.stop()
+            logger.info("gateway.stopped")
+
+    control = Starlette(routes=routes(), lifespan=lifespan)
+    control.state.gateway = gateway
+    return GatewayApp(gateway, control)
+
+
+def _check_routes(gateway: Gateway, logger: Any) -> None:
+    """Say (once, at start) where the policy and the routing disagree."""
+    policy_models = set(gateway.policies.current.models)
+    routed = set(gateway.routes)
+    for model in sorted(routed - policy_models):
+        logger.warning(
+            "model.not_in_policy",
+            model=model,
+            detail="routed but unknown to the policy: it will never be served",
+        )
+    for model in sorted(policy_models - routed):
+        logger.warning(
+            "model.not_routed", model=model, detail="in the policy but no upstream serves it"
+        )

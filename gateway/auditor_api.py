@@ -1,0 +1,187 @@
+"""The auditor API: read-only access to the audit log for callers with the auditor role.
+
+    GET /v1/audit/checkpoint                      the latest signed checkpoint (text)
+    GET /v1/audit/records?kind=&decision=&...     records by filter, paged (`after`, `limit`)
+    GET /v1/audit/records/{index}                 one record with its inclusion proof
+    GET /v1/audit/consistency?first=&second=      a consistency proof between two tree sizes
+
+Every call, allowed or refused, is itself recorded (kind `auditor`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from gateway.audit import AuditError, RecordFilter
+from gateway.control import Call, error_response, json_response
+from gateway.policy import decide
+
+_MAX_PAGE = 1000
+
+
+async def _authorise(request: Request) -> tuple[Call, Response | None]:
+    call = Call(request, "auditor")
+    refused = await call.authenticate()
+    if refused is not None:
+        return call, refused
+    assert call.principal is not None
+    decision = decide(call.policy, call.principal, "audit.read", None, call.instant)
+    call.roles = decision.roles
+    if not decision.allowed:
+        return call, await call.finish(
+            None,
+            "deny",
+            decision.reason,
+            403,
+            roles=decision.roles,
+            rules=decision.rules,
+            response=error_response(
+                403,
+                "permission_denied",
+                "The auditor role is required for the audit API.",
+                call.request_id,
+            ),
+        )
+    return call, None
+
+
+async def checkpoint(request: Request) -> Response:
+    call, refused = await _authorise(request)
+    if refused is not None:
+        return refused
+    note = call.gateway.audit.latest_checkpoint()
+    if note is None:
+        return await call.finish(
+            None,
+            "allow",
+            "audit.checkpoint",
+            404,
+            roles=call.roles,
+            response=error_response(
+                404, "no_checkpoint", "No checkpoint has been signed yet.", call.request_id
+            ),
+        )
+    response = PlainTextResponse(note)
+    response.headers["x-request-id"] = call.request_id
+    return await call.finish(
+        None, "allow", "audit.checkpoint", 200, roles=call.roles, response=response
+    )
+
+
+async def records(request: Request) -> Response:
+    call, refused = await _authorise(request)
+    if refused is not None:
+        return refused
+    params = dict(request.query_params)
+    try:
+        after = int(params.pop("after", "-1"))
+        limit = min(int(params.pop("limit", "100")), _MAX_PAGE)
+        filters = RecordFilter.from_mapping(params)
+        found = await call.gateway.audit.query(filters, after, limit)
+    except (ValueError, AuditError) as exc:
+        return await call.finish(
+            None,
+            "deny",
+            "audit.bad_query",
+            400,
+            roles=call.roles,
+            detail={"query": dict(request.query_params)},
+            response=error_response(400, "invalid_query", _message(exc), call.request_id),
+        )
+    body = {
+        "records": [{"index": index, "record": json.loads(data)} for index, data in found],
+        "next_after": found[-1][0] if len(found) == limit else None,
+    }
+    return await call.finish(
+        None,
+        "allow",
+        "audit.records",
+        200,
+        roles=call.roles,
+        detail={"query": dict(request.query_params)},
+        response=json_response(body, call.request_id),
+    )
+
+
+async def record(request: Request) -> Response:
+    call, refused = await _authorise(request)
+    if refused is not None:
+        return refused
+    try:
+        index = int(request.path_params["index"])
+        bundle = await call.gateway.audit.record_with_proof(index)
+    except (ValueError, AuditError) as exc:
+        return await call.finish(
+            None,
+            "deny",
+            "audit.bad_index",
+            404,
+            roles=call.roles,
+            detail={"index": request.path_params["index"]},
+            response=error_response(404, "record_not_found", _message(exc), call.request_id),
+        )
+    return await call.finish(
+        None,
+        "allow",
+        "audit.record",
+        200,
+        roles=call.roles,
+        detail={"index": index},
+        response=json_response(bundle, call.request_id),
+    )
+
+
+async def consistency(request: Request) -> Response:
+    call, refused = await _authorise(request)
+    if refused is not None:
+        return refused
+    try:
+        first = int(request.query_params["first"])
+        second = int(request.query_params["second"])
+        proof = await call.gateway.audit.consistency_proof(first, second)
+    except (KeyError, ValueError, AuditError) as exc:
+        return await call.finish(
+            None,
+            "deny",
+            "audit.bad_sizes",
+            400,
+            roles=call.roles,
+            response=error_response(400, "invalid_query", _message(exc), call.request_id),
+        )
+    body: dict[str, Any] = {
+        "first": first,
+        "second": second,
+        "proof": [base64.b64encode(h).decode() for h in proof],
+    }
+    return await call.finish(
+        None,
+        "allow",
+        "audit.consistency",
+        200,
+        roles=call.roles,
+        detail={"first": first, "second": second},
+        response=json_response(body, call.request_id),
+    )
+
+
+def _message(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"Missing query parameter {exc.args[0]!r}."
+    if isinstance(exc, AuditError):
+        return str(exc)
+    return "Malformed number in the query."
+
+
+def auditor_routes() -> list[Route]:
+    return [
+        Route("/v1/audit/checkpoint", checkpoint),
+        Route("/v1/audit/records", records),
+        Route("/v1/audit/records/{index}", record),
+        Route("/v1/audit/consistency", consistency),
+    ]

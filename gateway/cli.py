@@ -1,0 +1,83 @@
+"""The `gateway` command: serve, policy, audit, keys and certs.
+
+Each sub-package registers its own sub-commands; every command returns its exit status
+(0 success, 1 a check failed, 2 bad input or configuration).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from gateway.config import ConfigError
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gateway.logs import configure_logging, get_logger
+    from gateway.policy import PolicyError
+    from gateway.settings import load_settings
+
+    try:
+        settings = load_settings(Path(args.config))
+    except ConfigError as exc:
+        print(f"gateway: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if not settings.identity.has_sources():
+        print(
+            f"gateway: configuration error: {settings.source}: identity: configure at least one "
+            "issuer or certificate authority; the gateway does not serve anonymous callers",
+            file=sys.stderr,
+        )
+        return 2
+    configure_logging(settings.log_level)
+    from gateway.server import serve
+
+    try:
+        serve(settings)
+    except PolicyError as exc:
+        get_logger().error("policy.invalid", error=str(exc))
+        print(f"gateway: policy error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from gateway.audit.cli import register as register_audit
+    from gateway.identity.cli import register as register_certs
+    from gateway.policy.cli import register as register_policy
+
+    parser = argparse.ArgumentParser(
+        prog="gateway",
+        description="Model Access Gateway: identity, policy and audit in front of AI models.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", required=True, help="the settings file (YAML)")
+    serve.set_defaults(func=_serve)
+    register_policy(commands)
+    register_audit(commands)
+    register_certs(commands)
+    demo = commands.add_parser("demo-upstream", help="run the demo upstream (a stand-in model)")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=9000)
+    demo.set_defaults(func=_demo_upstream)
+    return parser
+
+
+def _demo_upstream(args: argparse.Namespace) -> int:
+    from gateway.demo.upstream import main
+
+    return main(["--host", args.host, "--port", str(args.port)])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    status: int = args.func(args)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,255 @@
+"""The control routes: health, readiness, the model list, whoami and the auditor API.
+
+Everything under /v1 authenticates the caller and leaves an audit record, like the
+inference routes; /healthz and /readyz are for the orchestrator and carry no identity.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from gateway.identity import AuthenticationError, Principal
+from gateway.inference import WWW_AUTHENTICATE
+from gateway.policy import decide, visible_models
+from gateway.proxy import request_id_from
+from gateway.records import principal_json, request_record
+from gateway.responses import error_body, model_not_found_message
+from gateway.state import Gateway
+
+
+def _gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    request_id: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> Response:
+    response = Response(
+        error_body(status, code, message, request_id),
+        status_code=status,
+        media_type="application/json",
+    )
+    response.headers["x-request-id"] = request_id
+    for name, value in headers or []:
+        response.headers[name.decode()] = value.decode()
+    return response
+
+
+def json_response(data: Any, request_id: str, status: int = 200) -> Response:
+    response = JSONResponse(data, status_code=status)
+    response.headers["x-request-id"] = request_id
+    return response
+
+
+class Call:
+    """One authenticated control-plane call: who, under which policy, and its record."""
+
+    def __init__(self, request: Request, kind: str) -> None:
+        self.request = request
+        self.gateway = _gateway(request)
+        self.kind = kind
+        self.request_id = request_id_from(request.scope["headers"])
+        self.now = self.gateway.clock()
+        self.instant = datetime.fromtimestamp(self.now, UTC)
+        self.policy = self.gateway.policies.current
+        self.principal: Principal | None = None
+        self.roles: frozenset[str] = frozenset()
+
+    async def authenticate(self) -> Response | None:
+        """Authenticate; on failure record it and return the 401 (or 503) to send."""
+        try:
+            self.principal = await self.gateway.authenticator.authenticate(
+                self.request.scope, now=self.now
+            )
+        except AuthenticationError as exc:
+            return await self.finish(
+                None,
+                "deny",
+                exc.reason,
+                401,
+                kind="auth_failure",
+                response=error_response(
+                    401,
+                    "unauthenticated",
+                    "Authentication failed.",
+                    self.request_id,
+                    WWW_AUTHENTICATE,
+                ),
+            )
+        return None
+
+    async def finish(
+        self,
+        model: str | None,
+        decision: str,
+        reason: str,
+        status: int,
+        *,
+        response: Response,
+        kind: str | None = None,
+        roles: frozenset[str] = frozenset(),
+        rules: tuple[str, ...] = (),
+        detail: dict[str, Any] | None = None,
+    ) -> Response:
+        """Record the call, then hand back `response` (or a 503 if it can't be recorded)."""
+        client = self.request.scope.get("client")
+        record = request_record(
+            kind=kind or self.kind,
+            now=self.now,
+            request_id=self.request_id,
+            route=self.request.url.path,
+            client_address=str(client[0]) if client else None,
+            principal=(
+                principal_json(self.principal, self.policy, roles)
+                if self.principal is not None
+                else None
+            ),
+            model=model,
+            decision=None,
+            reason=reason,
+            status=status,
+            request_digest=None,
+            policy_version=self.policy.version,
+        )
+        record["decision"] = decision
+        record["rules"] = list(rules)
+        if detail:
+            record["detail"] = detail
+        if await self.gateway.record(record) is None:
+            return error_response(
+                503,
+                "audit_unavailable",
+                "The gateway cannot record requests right now.",
+                self.request_id,
+            )
+        return response
+
+
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse("ok\n")
+
+
+async def readyz(request: Request) -> Response:
+    gateway = _gateway(request)
+    audit_problem = gateway.audit.unavailable_reason
+    body = {
+        "ready": audit_problem is None,
+        "policy": {
+            "version": gateway.policies.current.version,
+            "last_reload_error": gateway.policies.last_error,
+        },
+        "audit": {"available": audit_problem is None, "reason": audit_problem},
+        "upstreams": sorted(gateway.upstreams),
+    }
+    return JSONResponse(body, status_code=200 if audit_problem is None else 503)
+
+
+def _model_entry(gateway: Gateway, model_id: str, created: int) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": created, "owned_by": "model-gateway"}
+
+
+async def list_models(request: Request) -> Response:
+    call = Call(request, "request")
+    refused = await call.authenticate()
+    if refused is not None:
+        return refused
+    assert call.principal is not None
+    ids = [
+        m
+        for m in visible_models(call.policy, call.principal, call.instant)
+        if m in call.gateway.routes
+    ]
+    roles = decide(call.policy, call.principal, "model.list", None, call.instant).roles
+    data = [_model_entry(call.gateway, m, _created(call, m)) for m in ids]
+    return await call.finish(
+        None,
+        "allow",
+        "models.list",
+        200,
+        roles=roles,
+        response=json_response({"object": "list", "data": data}, call.request_id),
+    )
+
+
+async def read_model(request: Request) -> Response:
+    call = Call(request, "request")
+    refused = await call.authenticate()
+    if refused is not None:
+        return refused
+    assert call.principal is not None
+    model = request.path_params["model"]
+    decision = decide(call.policy, call.principal, "model.list", model, call.instant)
+    if not decision.allowed or model not in call.gateway.routes:
+        reason = decision.reason if not decision.allowed else "model.unrouted"
+        return await call.finish(
+            model,
+            "deny",
+            reason,
+            404,
+            roles=decision.roles,
+            rules=decision.rules,
+            response=error_response(
+                404, "model_not_found", model_not_found_message(model), call.request_id
+            ),
+        )
+    entry = _model_entry(call.gateway, model, _created(call, model))
+    return await call.finish(
+        model,
+        "allow",
+        decision.reason,
+        200,
+        roles=decision.roles,
+        rules=decision.rules,
+        response=json_response(entry, call.request_id),
+    )
+
+
+def _created(call: Call, model: str) -> int:
+    info = call.policy.models.get(model)
+    release = getattr(info, "release_at", None) if info is not None else None
+    return int(release.timestamp()) if release is not None else 0
+
+
+async def whoami(request: Request) -> Response:
+    call = Call(request, "request")
+    refused = await call.authenticate()
+    if refused is not None:
+        return refused
+    assert call.principal is not None
+    roles = decide(call.policy, call.principal, "model.list", None, call.instant).roles
+    view = call.principal.to_json()
+    for attribute, entry in zip(sorted(call.principal.attributes), view["attributes"], strict=True):
+        entry["trusted"] = call.policy.is_trusted(attribute)
+    view["roles"] = sorted(roles)
+    view["models"] = [
+        m
+        for m in visible_models(call.policy, call.principal, call.instant)
+        if m in call.gateway.routes
+    ]
+    view["policy_version"] = call.policy.version
+    return await call.finish(
+        None, "allow", "whoami", 200, roles=roles, response=json_response(view, call.request_id)
+    )
+
+
+def routes() -> list[Route]:
+    from gateway.auditor_api import auditor_routes
+
+    return [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/v1/models", list_models),
+        Route("/v1/models/{model:path}", read_model),
+        Route("/v1/whoami", whoami),
+        *auditor_routes(),
+    ]

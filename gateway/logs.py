@@ -1,0 +1,39 @@
+"""Structured JSON logs (structlog), one line per event, never bodies or secrets.
+
+Configuration is global in structlog; it is set once by `gateway serve` and can be reset
+with `structlog.reset_defaults()`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import structlog
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+def configure_logging(level: str = "info") -> None:
+    """JSON lines on standard output: timestamp, level, event and fields."""
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.JSONRenderer(serializer=json.dumps),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stdout),
+        cache_logger_on_first_use=True,
+    )
+
+
+def get_logger() -> structlog.typing.FilteringBoundLogger:
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger("gateway")
+    return logger

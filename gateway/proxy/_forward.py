@@ -1,0 +1,246 @@
+"""Forwarding one request to its upstream and streaming the answer back, over plain ASGI.
+
+A plain ASGI path (not Starlette's StreamingResponse) keeps the per-chunk cost low. While
+the upstream works, a watcher waits for the caller's `http.disconnect`; when it comes,
+the upstream request is cancelled and the result says the stream was aborted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiohttp
+
+from gateway.proxy._headers import client_headers
+from gateway.proxy._upstream import UpstreamPool, UpstreamSettings
+from gateway.proxy._usage import StreamUsage, Usage, usage_from_json
+from gateway.responses import Receive, Send, send_error
+
+# A JSON response larger than this is streamed through instead of read whole (no usage then).
+_READ_WHOLE_LIMIT = 8 << 20
+
+
+class IncrementalDigest(Protocol):
+    def update(self, data: bytes) -> None: ...
+
+    def hexdigest(self) -> str: ...
+
+
+class DigestFactory(Protocol):
+    def incremental(self) -> IncrementalDigest: ...
+
+
+@dataclass(slots=True)
+class ForwardResult:
+    """What happened on the way to the upstream and back.
+
+    `error` is None on success, else one of `upstream.unreachable`, `upstream.timeout`,
+    `upstream.reset` (the upstream broke off mid-response) or `client.disconnected`.
+    `stream` is `completed` / `aborted` for event streams and None otherwise.
+    """
+
+    status: int
+    upstream_status: int | None = None
+    response_bytes: int = 0
+    response_digest: str | None = None
+    usage: Usage | None = None
+    stream: str | None = None
+    error: str | None = None
+    upstream_latency_us: int = 0
+
+
+class Forwarder:
+    """Sends requests through an `UpstreamPool` and relays responses to the caller."""
+
+    def __init__(self, pool: UpstreamPool, digests: DigestFactory | None = None) -> None:
+        self.pool = pool
+        self.digests = digests
+
+    async def forward(
+        self,
+        upstream: UpstreamSettings,
+        path: str,
+        query: bytes,
+        headers: dict[str, str],
+        body: bytes,
+        request_id: str,
+        receive: Receive,
+        send: Send,
+        response_headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> ForwardResult:
+        """Forward `body` to `upstream` at `path` (below /v1) and relay the response."""
+        url = upstream.base_url + path[3:]
+        if query:
+            url += "?" + query.decode("latin-1")
+        headers.update(upstream.credential_headers())
+        result = ForwardResult(status=0)
+        task = asyncio.current_task()
+        assert task is not None
+        state = _Watch()
+        watcher = asyncio.create_task(_watch_disconnect(receive, task, state))
+        started = time.perf_counter_ns()
+        try:
+            await self._exchange(
+                upstream, url, headers, body, request_id, send, response_headers, result, state
+            )
+        except asyncio.CancelledError:
+            if not state.disconnected:
+                raise
+            task.uncancel()
+            result.error = "client.disconnected"
+            if result.stream == "completed":
+                result.stream = "aborted"
+            if result.status == 0:
+                result.status = 499
+        finally:
+            state.finished = True
+            watcher.cancel()
+            result.upstream_latency_us = (time.perf_counter_ns() - started) // 1000
+        return result
+
+    async def _exchange(
+        self,
+        upstream: UpstreamSettings,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        request_id: str,
+        send: Send,
+        extra: list[tuple[bytes, bytes]] | None,
+        result: ForwardResult,
+        state: _Watch,
+    ) -> None:
+        session = self.pool.session(upstream.name)
+        hidden = _secrets(upstream)
+        try:
+            response = await session.post(url, data=body, headers=headers)
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            result.status = 504
+            result.error = "upstream.timeout"
+            result.response_bytes = await send_error(
+                send, 504, "upstream_timeout", "The upstream model server timed out.", request_id
+            )
+            return
+        except aiohttp.ClientError:
+            result.status = 502
+            result.error = "upstream.unreachable"
+            result.response_bytes = await send_error(
+                send,
+                502,
+                "upstream_unreachable",
+                "The upstream model server is unreachable.",
+                request_id,
+            )
+            return
+        async with response:
+            result.upstream_status = response.status
+            out_headers = client_headers(response.raw_headers, request_id.encode(), hidden)
+            if extra:
+                out_headers.extend(extra)
+            content_type = response.headers.get("content-type", "")
+            length = response.content_length
+            digest = self.digests.incremental() if self.digests else None
+            if "text/event-stream" not in content_type and (
+                length is not None and length <= _READ_WHOLE_LIMIT
+            ):
+                try:
+                    data = await response.read()
+                except (TimeoutError, aiohttp.ClientError):
+                    await self._fail_before_start(send, request_id, result)
+                    return
+                out_headers.append((b"content-length", str(len(data)).encode()))
+                result.status = response.status
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": response.status,
+                        "headers": out_headers,
+                    }
+                )
+                await send({"type": "http.response.body", "body": data})
+                result.response_bytes = len(data)
+                if digest is not None:
+                    digest.update(data)
+                    result.response_digest = digest.hexdigest()
+                if "json" in content_type:
+                    result.usage = usage_from_json(data)
+                return
+            await self._relay_stream(response, out_headers, content_type, send, result, digest)
+
+    async def _relay_stream(
+        self,
+        response: aiohttp.ClientResponse,
+        out_headers: list[tuple[bytes, bytes]],
+        content_type: str,
+        send: Send,
+        result: ForwardResult,
+        digest: IncrementalDigest | None,
+    ) -> None:
+        is_events = "text/event-stream" in content_type
+        usage = StreamUsage() if is_events else None
+        result.status = response.status
+        result.stream = "completed" if is_events else None
+        await send(
+            {"type": "http.response.start", "status": response.status, "headers": out_headers}
+        )
+        sent = 0
+        try:
+            async for chunk in response.content.iter_any():
+                sent += len(chunk)
+                if digest is not None:
+                    digest.update(chunk)
+                if usage is not None:
+                    usage.feed(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except (TimeoutError, aiohttp.ClientError):
+            # The upstream broke off: end our response so the caller sees a short stream.
+            result.error = "upstream.reset"
+            if is_events:
+                result.stream = "aborted"
+        finally:
+            result.response_bytes = sent
+            if digest is not None:
+                result.response_digest = digest.hexdigest()
+            if usage is not None:
+                result.usage = usage.usage
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    @staticmethod
+    async def _fail_before_start(send: Send, request_id: str, result: ForwardResult) -> None:
+        result.status = 502
+        result.error = "upstream.reset"
+        result.response_bytes = await send_error(
+            send,
+            502,
+            "upstream_reset",
+            "The upstream model server broke off its response.",
+            request_id,
+        )
+
+
+class _Watch:
+    __slots__ = ("disconnected", "finished")
+
+    def __init__(self) -> None:
+        self.disconnected = False
+        self.finished = False
+
+
+async def _watch_disconnect(receive: Receive, task: asyncio.Task[object], state: _Watch) -> None:
+    """Cancel `task` if the caller goes away before the response is complete."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            if not state.finished:
+                state.disconnected = True
+                task.cancel()
+            return
+
+
+def _secrets(upstream: UpstreamSettings) -> frozenset[bytes]:
+    if upstream.credential is None:
+        return frozenset()
+    return frozenset({upstream.credential.encode()})

@@ -1,0 +1,39 @@
+"""Everything a running gateway holds, built once by `build_app` and never mutated
+except by the atomic swaps it was designed for (the live policy)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.audit import AuditLog, AuditUnavailable, BodyDigest
+from gateway.identity import Authenticator
+from gateway.logs import get_logger
+from gateway.policy import PolicyHolder
+from gateway.proxy import Forwarder, Route, UpstreamPool, UpstreamSettings
+
+
+@dataclass(slots=True)
+class Gateway:
+    """The components of one gateway instance and the clock they share."""
+
+    authenticator: Authenticator
+    policies: PolicyHolder
+    audit: AuditLog
+    digests: BodyDigest
+    pool: UpstreamPool
+    forwarder: Forwarder
+    routes: dict[str, Route]
+    upstreams: dict[str, UpstreamSettings]
+    max_body_bytes: int
+    clock: Callable[[], float]
+    logger: Any = field(default_factory=get_logger)
+
+    async def record(self, record: dict[str, Any]) -> int | None:
+        """Append a record; None (and a log line) when the audit log cannot write."""
+        try:
+            return await self.audit.append(record)
+        except AuditUnavailable as exc:
+            self.logger.error("audit.unavailable", kind=record.get("kind"), reason=str(exc))
+            return None
