@@ -12,11 +12,11 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: $(VENV)/.installed
-	$(BIN)/python -m gateway.demo
+	$(BIN)/python -m gateway.demo $(if $(AT),--at $(AT))
 
 test: $(VENV)/.installed
-	$(BIN)/ruff check gateway tests bench
-	$(BIN)/ruff format --check gateway tests bench
+	$(BIN)/ruff check gateway tests bench examples
+	$(BIN)/ruff format --check gateway tests bench examples
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 

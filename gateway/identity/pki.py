@@ -28,12 +28,17 @@ CA_CERTIFICATE = "ca.pem"
 CA_PRIVATE_KEY = "ca-key.pem"
 
 
-def init_ca(directory: Path, name: str, days: int = 3650) -> Path:
-    """Create a self-signed CA in `directory` (ca.pem, ca-key.pem mode 0600); return ca.pem."""
+def init_ca(
+    directory: Path, name: str, days: int = 3650, not_before: datetime | None = None
+) -> Path:
+    """Create a self-signed CA in `directory` (ca.pem, ca-key.pem mode 0600); return ca.pem.
+
+    Valid from `not_before` (default: five minutes ago) for `days` days.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.now(UTC)
+    now = not_before + timedelta(minutes=5) if not_before is not None else datetime.now(UTC)
     public = key.public_key()
     certificate = (
         x509.CertificateBuilder()

@@ -1,0 +1,53 @@
+"""What `make run` prints once the demo is up: the exact commands to try as each role."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def walkthrough(root: Path, port: int, at: str | None) -> str:
+    """The banner with copy-and-paste commands (paths relative to the repository root)."""
+    url = f"https://localhost:{port}"
+    tls = "--cacert certs/dev/corp-ca/ca.pem"
+
+    def curl(who: str) -> str:
+        return f"curl -s {tls} --cert certs/dev/{who}.pem --key certs/dev/{who}-key.pem"
+
+    clock = f"the gateway's clock runs from {at}" if at else "the gateway runs on the real clock"
+    chat = (
+        "-H 'content-type: application/json' "
+        '-d \'{"model": "muse-1", "messages": [{"role": "user", "content": "Hello"}]}\''
+    )
+    frontier = chat.replace("muse-1", "muse-spark-2")
+    return f"""
+================================================================================
+ Model Access Gateway demo: {url} (mTLS), demo upstream on 127.0.0.1:9000
+ ({clock}; certificates and keys in certs/dev/, audit log in var/audit.db)
+================================================================================
+
+ As an EVALUATOR (alice: US CAISI, US citizen; bruno: same agency, French citizen)
+   {curl("alice")} {url}/v1/whoami
+   {curl("alice")} {url}/v1/models
+   {curl("alice")} {url}/v1/chat/completions {chat}
+   {curl("alice")} -i {url}/v1/chat/completions {frontier}
+   {curl("bruno")} {url}/v1/chat/completions {frontier}
+   .venv/bin/python examples/evaluator_sdk.py --who alice --model muse-1 --stream
+   (muse-spark-2 is pre-release: the agency's grant opens 2026-12-16T16:00:00Z;
+    restart with `make run AT=2027-01-05T12:00:00Z` to be inside the window)
+
+ As an OPERATOR
+   .venv/bin/gateway policy check policies
+   .venv/bin/gateway policy test policies
+   .venv/bin/gateway policy explain policies --principal examples/principals/alice.yaml \\
+       --model muse-spark-2 --at 2027-01-05T12:00:00Z
+   edit policies/suspensions.yaml (the gateway reloads on save, or on SIGHUP)
+
+ As an AUDITOR (audra)
+   {curl("audra")} {url}/v1/audit/checkpoint
+   {curl("audra")} '{url}/v1/audit/records?decision=deny&limit=5'
+   .venv/bin/gateway audit verify --store var/audit.db --key certs/dev/audit-signing.pub
+   .venv/bin/gateway audit query --store var/audit.db --decision deny
+   .venv/bin/gateway audit prove --store var/audit.db --index 0
+
+ Stop with Ctrl-C (the gateway signs a final checkpoint).
+"""
