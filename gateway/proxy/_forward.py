@@ -181,6 +181,9 @@ class Forwarder:
     ) -> None:
         is_events = "text/event-stream" in content_type
         usage = StreamUsage() if is_events else None
+        # A JSON body of unknown length is relayed as it comes, and kept (up to a bound)
+        # to read its usage at the end.
+        kept: list[bytes] | None = [] if not is_events and "json" in content_type else None
         result.status = response.status
         result.stream = "completed" if is_events else None
         await send(
@@ -194,6 +197,11 @@ class Forwarder:
                     digest.update(chunk)
                 if usage is not None:
                     usage.feed(chunk)
+                elif kept is not None:
+                    if sent <= _READ_WHOLE_LIMIT:
+                        kept.append(chunk)
+                    else:
+                        kept = None
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except (TimeoutError, aiohttp.ClientError):
             # The upstream broke off: end our response so the caller sees a short stream.
@@ -206,6 +214,8 @@ class Forwarder:
                 result.response_digest = digest.hexdigest()
             if usage is not None:
                 result.usage = usage.usage
+            elif kept is not None and result.error is None:
+                result.usage = usage_from_json(b"".join(kept))
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     @staticmethod

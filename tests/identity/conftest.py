@@ -6,10 +6,8 @@ Keys and certificates are generated once per test session and never written to t
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import time
-import warnings
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,104 +16,24 @@ from typing import Any
 
 import httpx
 import pytest
-from joserfc import jwt
-from joserfc.errors import SecurityWarning
-from joserfc.jwk import ECKey, OKPKey, RSAKey
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from gateway.config import Section
 from gateway.identity import Authenticator, IdentitySettings
 from gateway.identity.pki import init_ca, issue_client, issue_server
-from tests.servers import serve_asgi
+from tests.idp import AUDIENCE, ISSUER, FakeIdentityProvider, SigningKey, make_signing_keys
 
 # One instant for a whole session: tokens are made relative to it and `now` is passed in.
 NOW = float(int(time.time()))
-ISSUER = "https://idp.agency.example"
-AUDIENCE = "model-gateway"
-
-SigningKey = RSAKey | ECKey | OKPKey
 
 
 @pytest.fixture(scope="session")
 def signing_keys() -> dict[str, SigningKey]:
-    return {
-        "rsa-1": RSAKey.generate_key(2048, parameters={"kid": "rsa-1"}),
-        "rsa-2": RSAKey.generate_key(2048, parameters={"kid": "rsa-2"}),
-        "ec-1": ECKey.generate_key("P-256", parameters={"kid": "ec-1"}),
-        "ed-1": OKPKey.generate_key("Ed25519", parameters={"kid": "ed-1"}),
-    }
-
-
-class FakeIdentityProvider:
-    """Serves OIDC discovery and a JWKS whose keys a test can rotate; counts JWKS fetches."""
-
-    def __init__(self, keys: Mapping[str, SigningKey]) -> None:
-        self.keys = dict(keys)
-        self.published = ["rsa-1"]
-        self.jwks_fetches = 0
-        self.base_url = ""
-        self._stack = contextlib.AsyncExitStack()
-        self.app = Starlette(
-            routes=[
-                Route("/.well-known/openid-configuration", self._discovery),
-                Route("/jwks", self._jwks),
-            ]
-        )
-
-    async def start(self) -> None:
-        self.base_url = await self._stack.enter_async_context(serve_asgi(self.app))
-
-    async def stop(self) -> None:
-        await self._stack.aclose()
-
-    async def _discovery(self, request: Request) -> JSONResponse:
-        return JSONResponse({"issuer": ISSUER, "jwks_uri": f"{self.base_url}/jwks"})
-
-    async def _jwks(self, request: Request) -> JSONResponse:
-        self.jwks_fetches += 1
-        return JSONResponse(
-            {"keys": [self.keys[kid].as_dict(private=False) for kid in self.published]}
-        )
-
-    def token(
-        self,
-        claims: Mapping[str, Any] | None = None,
-        *,
-        kid: str = "rsa-1",
-        algorithm: str | None = None,
-        header: Mapping[str, Any] | None = None,
-        drop: tuple[str, ...] = (),
-    ) -> str:
-        """A signed JWT with sensible valid claims, overridden by `claims`."""
-        key = self.keys[kid]
-        alg = algorithm or {"RSA": "RS256", "EC": "ES256", "OKP": "EdDSA"}[key.key_type]
-        body: dict[str, Any] = {
-            "iss": ISSUER,
-            "aud": AUDIENCE,
-            "sub": "alice",
-            "iat": int(NOW) - 10,
-            "exp": int(NOW) + 600,
-            "org": "US CAISI",
-            "roles": ["evaluator"],
-            "verified_claims": {"claims": {"nationalities": ["USA"]}},
-        }
-        body.update(claims or {})
-        for name in drop:
-            body.pop(name, None)
-        with warnings.catch_warnings():
-            # joserfc warns that RFC 9864 deprecates the name "EdDSA"; issuers still use it.
-            warnings.simplefilter("ignore", SecurityWarning)
-            return jwt.encode(
-                {"alg": alg, "kid": kid, **(header or {})}, body, key, algorithms=[alg]
-            )
+    return make_signing_keys()
 
 
 @pytest.fixture
 async def idp(signing_keys: dict[str, SigningKey]) -> AsyncIterator[FakeIdentityProvider]:
-    provider = FakeIdentityProvider(signing_keys)
+    provider = FakeIdentityProvider(signing_keys, now=NOW)
     await provider.start()
     try:
         yield provider
