@@ -19,7 +19,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from gateway.audit import AuditError, RecordFilter
-from gateway.control import Call, error_response, json_response
+from gateway.control import ALL_METHODS, Call, error_response, json_response
 from gateway.policy import decide
 
 _MAX_PAGE = 1000
@@ -180,8 +180,8 @@ def _message(exc: Exception) -> str:
 
 def auditor_routes() -> list[Route]:
     return [
-        Route("/v1/audit/checkpoint", checkpoint),
-        Route("/v1/audit/records", records),
-        Route("/v1/audit/records/{index}", record),
-        Route("/v1/audit/consistency", consistency),
+        Route("/v1/audit/checkpoint", checkpoint, methods=ALL_METHODS),
+        Route("/v1/audit/records", records, methods=ALL_METHODS),
+        Route("/v1/audit/records/{index}", record, methods=ALL_METHODS),
+        Route("/v1/audit/consistency", consistency, methods=ALL_METHODS),
     ]

@@ -36,6 +36,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         serve(settings)
+    except ConfigError as exc:  # found while building TLS or reading key files
+        print(f"gateway: configuration error: {exc}", file=sys.stderr)
+        return 2
     except PolicyError as exc:
         get_logger().error("policy.invalid", error=str(exc))
         print(f"gateway: policy error: {exc}", file=sys.stderr)

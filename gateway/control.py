@@ -65,8 +65,9 @@ class Call:
         self.principal: Principal | None = None
         self.roles: frozenset[str] = frozenset()
 
-    async def authenticate(self) -> Response | None:
-        """Authenticate; on failure record it and return the 401 (or 503) to send."""
+    async def authenticate(self, method: str = "GET") -> Response | None:
+        """Authenticate and check the method; on failure record it and return the
+        401, 405 (or 503) to send."""
         try:
             self.principal = await self.gateway.authenticator.authenticate(
                 self.request.scope, now=self.now
@@ -84,6 +85,20 @@ class Call:
                     "Authentication failed.",
                     self.request_id,
                     WWW_AUTHENTICATE,
+                ),
+            )
+        if self.request.method not in (method, "HEAD" if method == "GET" else method):
+            return await self.finish(
+                None,
+                "deny",
+                "request.method_not_allowed",
+                405,
+                response=error_response(
+                    405,
+                    "method_not_allowed",
+                    f"This route accepts {method} only.",
+                    self.request_id,
+                    [(b"allow", method.encode())],
                 ),
             )
         return None
@@ -144,9 +159,11 @@ async def readyz(request: Request) -> Response:
     audit_problem = gateway.audit.unavailable_reason
     body = {
         "ready": audit_problem is None,
+        # /readyz needs no credentials: say that a reload failed, not what the policy
+        # says (the error names models and grants); the details are in the log.
         "policy": {
             "version": gateway.policies.current.version,
-            "last_reload_error": gateway.policies.last_error,
+            "last_reload_failed": gateway.policies.last_error is not None,
         },
         "audit": {"available": audit_problem is None, "reason": audit_problem},
         "upstreams": sorted(gateway.upstreams),
@@ -242,14 +259,33 @@ async def whoami(request: Request) -> Response:
     )
 
 
+async def unknown_route(request: Request) -> Response:
+    """Any other path: authenticated and recorded like everything else, then 404."""
+    call = Call(request, "request")
+    refused = await call.authenticate(request.method)
+    if refused is not None:
+        return refused
+    return await call.finish(
+        None,
+        "deny",
+        "route.unknown",
+        404,
+        response=error_response(404, "not_found", "No such route.", call.request_id),
+    )
+
+
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
 def routes() -> list[Route]:
     from gateway.auditor_api import auditor_routes
 
     return [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Route("/v1/models", list_models),
-        Route("/v1/models/{model:path}", read_model),
-        Route("/v1/whoami", whoami),
+        Route("/v1/models", list_models, methods=ALL_METHODS),
+        Route("/v1/models/{model:path}", read_model, methods=ALL_METHODS),
+        Route("/v1/whoami", whoami, methods=ALL_METHODS),
         *auditor_routes(),
+        Route("/{path:path}", unknown_route, methods=ALL_METHODS),
     ]

@@ -9,26 +9,29 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from gateway.identity import AuthenticationError, Principal
-from gateway.policy import Decision, decide
+from gateway.policy import Decision, Policy, decide
 from gateway.proxy import request_id_from, upstream_headers
 from gateway.records import completion_record, principal_json, request_record
-from gateway.responses import (
-    Receive,
-    Scope,
-    Send,
-    model_not_found_message,
-    send_error,
-)
+from gateway.responses import Receive, Scope, Send, model_not_found_message, send_error
 from gateway.state import Gateway
 
 INFERENCE_PATHS = frozenset(
     {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"}
 )
 WWW_AUTHENTICATE = [(b"www-authenticate", b'Bearer realm="model-gateway"')]
+_CLOSE = [(b"connection", b"close")]
+
+_DENIAL_MESSAGES = {
+    "nationality_restricted": "This model is not available under your nationality attributes.",
+    "grant_expired": "Your access grant for this model has ended.",
+    "grant_not_yet_valid": "Your access grant for this model is not open yet.",
+    "suspended": "Access is suspended.",
+}
 
 
 class _TooLarge(Exception):
@@ -64,9 +67,89 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             return b"".join(chunks) if len(chunks) != 1 else chunks[0]
 
 
-def _client_address(scope: Scope) -> str | None:
-    client = scope.get("client")
-    return str(client[0]) if client else None
+@dataclass(slots=True)
+class _Exchange:
+    """One request on its way through: what is known so far, and what was answered."""
+
+    gateway: Gateway
+    send: Send
+    now: float
+    request_id: str
+    route: str
+    client_address: str | None
+    policy: Policy
+    instant: datetime
+    principal: Principal | None = None
+    model: str | None = None
+    status: int = 0
+    reason: str | None = None
+    bytes_in: int = 0
+    bytes_out: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def record(
+        self,
+        reason: str,
+        status: int | None,
+        decision: Decision | None = None,
+        *,
+        kind: str = "request",
+        request_digest: str | None = None,
+        upstream_request_digest: str | None = None,
+    ) -> dict[str, Any]:
+        principal = None
+        if self.principal is not None:
+            roles = decision.roles if decision is not None else self._roles()
+            principal = principal_json(self.principal, self.policy, roles)
+        return request_record(
+            kind=kind,
+            now=self.now,
+            request_id=self.request_id,
+            route=self.route,
+            client_address=self.client_address,
+            principal=principal,
+            model=self.model,
+            decision=decision,
+            reason=reason,
+            status=status,
+            request_digest=request_digest,
+            upstream_request_digest=upstream_request_digest,
+            request_bytes=self.bytes_in,
+            policy_version=self.policy.version,
+        )
+
+    def _roles(self) -> frozenset[str]:
+        assert self.principal is not None
+        return decide(self.policy, self.principal, "model.list", None, self.instant).roles
+
+    async def refuse(
+        self,
+        record: dict[str, Any],
+        status: int,
+        code: str,
+        message: str,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        """Record the refusal, then answer it (or 503 if it cannot be recorded)."""
+        self.reason = record["reason"]
+        if await self.gateway.record(record) is None:
+            await self.unavailable()
+            return
+        self.status = status
+        self.bytes_out = await send_error(
+            self.send, status, code, message, self.request_id, extra_headers=headers
+        )
+
+    async def unavailable(self) -> None:
+        self.reason = "audit.unavailable"
+        self.status = 503
+        self.bytes_out = await send_error(
+            self.send,
+            503,
+            "audit_unavailable",
+            "The gateway cannot record requests right now; nothing was forwarded.",
+            self.request_id,
+        )
 
 
 class InferenceEndpoint:
@@ -79,326 +162,180 @@ class InferenceEndpoint:
         gateway = self.gateway
         started = time.perf_counter_ns()
         now = gateway.clock()
-        request_id = request_id_from(scope["headers"])
-        route = scope["path"]
-        outcome: dict[str, Any] = {"status": 0, "model": None, "reason": None, "bytes_out": 0}
+        client = scope.get("client")
+        exchange = _Exchange(
+            gateway=gateway,
+            send=send,
+            now=now,
+            request_id=request_id_from(scope["headers"]),
+            route=scope["path"],
+            client_address=str(client[0]) if client else None,
+            policy=gateway.policies.current,
+            instant=datetime.fromtimestamp(now, UTC),
+        )
         try:
-            await self._handle(scope, receive, send, now, request_id, route, outcome)
+            await self._handle(exchange, scope, receive, started)
         finally:
             gateway.logger.info(
                 "request",
-                request_id=request_id,
-                route=route,
-                model=outcome["model"],
-                status=outcome["status"],
-                reason=outcome["reason"],
+                request_id=exchange.request_id,
+                route=exchange.route,
+                model=exchange.model,
+                status=exchange.status,
+                reason=exchange.reason,
                 latency_ms=round((time.perf_counter_ns() - started) / 1e6, 3),
-                bytes_in=outcome.get("bytes_in", 0),
-                bytes_out=outcome["bytes_out"],
+                bytes_in=exchange.bytes_in,
+                bytes_out=exchange.bytes_out,
             )
 
-    async def _refuse(
-        self,
-        send: Send,
-        outcome: dict[str, Any],
-        status: int,
-        code: str,
-        message: str,
-        request_id: str,
-        extra_headers: list[tuple[bytes, bytes]] | None = None,
-    ) -> None:
-        outcome["status"] = status
-        outcome["bytes_out"] = await send_error(
-            send, status, code, message, request_id, extra_headers=extra_headers
-        )
-
-    async def _unavailable(self, send: Send, outcome: dict[str, Any], request_id: str) -> None:
-        outcome["reason"] = "audit.unavailable"
-        await self._refuse(
-            send,
-            outcome,
-            503,
-            "audit_unavailable",
-            "The gateway cannot record requests right now; nothing was forwarded.",
-            request_id,
-        )
-
     async def _handle(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        now: float,
-        request_id: str,
-        route: str,
-        outcome: dict[str, Any],
+        self, exchange: _Exchange, scope: Scope, receive: Receive, started: int
     ) -> None:
         gateway = self.gateway
-        started = time.perf_counter_ns()
-        client_address = _client_address(scope)
+        try:
+            exchange.principal = await gateway.authenticator.authenticate(scope, now=exchange.now)
+        except AuthenticationError as exc:
+            record = exchange.record(exc.reason, 401, kind="auth_failure")
+            await exchange.refuse(
+                record, 401, "unauthenticated", "Authentication failed.", WWW_AUTHENTICATE
+            )
+            return
         if scope["method"] != "POST":
-            await self._refuse(
-                send,
-                outcome,
+            record = exchange.record("request.method_not_allowed", 405)
+            await exchange.refuse(
+                record,
                 405,
                 "method_not_allowed",
                 "This route accepts POST only.",
-                request_id,
                 [(b"allow", b"POST")],
             )
             return
         try:
-            principal = await gateway.authenticator.authenticate(scope, now=now)
-        except AuthenticationError as exc:
-            outcome["reason"] = exc.reason
-            record = request_record(
-                kind="auth_failure",
-                now=now,
-                request_id=request_id,
-                route=route,
-                client_address=client_address,
-                principal=None,
-                model=None,
-                decision=None,
-                reason=exc.reason,
-                status=401,
-                request_digest=None,
-                policy_version=gateway.policies.current.version,
-            )
-            if await gateway.record(record) is None:
-                await self._unavailable(send, outcome, request_id)
-                return
-            await self._refuse(
-                send,
-                outcome,
-                401,
-                "unauthenticated",
-                "Authentication failed.",
-                request_id,
-                WWW_AUTHENTICATE,
-            )
-            return
-        policy = gateway.policies.current
-        instant = datetime.fromtimestamp(now, UTC)
-        try:
             body = await read_body(scope, receive, gateway.max_body_bytes)
         except _TooLarge:
-            await self._deny_request(
-                send,
-                outcome,
-                now,
-                request_id,
-                route,
-                client_address,
-                principal,
-                policy,
-                None,
+            limit = gateway.max_body_bytes
+            record = exchange.record("request.too_large", 413)
+            await exchange.refuse(
+                record,
                 413,
                 "request_too_large",
-                "request.too_large",
-                f"The request body exceeds {gateway.max_body_bytes} bytes.",
-                None,
-                0,
-                instant,
-                [(b"connection", b"close")],
+                f"The request body exceeds {limit} bytes.",
+                _CLOSE,
             )
             return
         except _Disconnected:
-            outcome["reason"] = "client.disconnected"
-            outcome["status"] = 499
+            # Nobody is left to answer, but the attempt is still recorded.
+            exchange.status = 499
+            exchange.reason = "client.disconnected"
+            await gateway.record(exchange.record("client.disconnected", None))
             return
-        outcome["bytes_in"] = len(body)
+        exchange.bytes_in = len(body)
         request_digest = gateway.digests.digest(body)
-        model, document, problem = _parse(body)
+        document, problem = _parse(body)
         if problem is not None:
             status, code, reason, message = problem
-            await self._deny_request(
-                send,
-                outcome,
-                now,
-                request_id,
-                route,
-                client_address,
-                principal,
-                policy,
-                model,
-                status,
-                code,
-                reason,
-                message,
-                request_digest,
-                len(body),
-                instant,
-            )
+            record = exchange.record(reason, status, request_digest=request_digest)
+            await exchange.refuse(record, status, code, message)
             return
-        assert model is not None
         assert document is not None
-        outcome["model"] = model
-        decision = decide(policy, principal, "model.invoke", model, instant)
+        model = exchange.model = document["model"]
+        decision = decide(
+            exchange.policy, exchange.principal, "model.invoke", model, exchange.instant
+        )
         target = gateway.routes.get(model)
         if decision.allowed and target is None:
             decision = _unrouted(decision)
-        principal_record = principal_json(principal, policy, decision.roles)
         if not decision.allowed:
-            outcome["reason"] = decision.reason
-            status = decision.status
             code = decision.error_code or "permission_denied"
-            message = model_not_found_message(model) if status == 404 else _denial_message(code)
-            record = request_record(
-                now=now,
-                request_id=request_id,
-                route=route,
-                client_address=client_address,
-                principal=principal_record,
-                model=model,
-                decision=decision,
-                reason=decision.reason,
-                status=status,
-                request_digest=request_digest,
-                request_bytes=len(body),
+            message = (
+                model_not_found_message(model)
+                if decision.status == 404
+                else _DENIAL_MESSAGES.get(code, "The policy does not allow this request.")
             )
-            if await gateway.record(record) is None:
-                await self._unavailable(send, outcome, request_id)
-                return
-            await self._refuse(send, outcome, status, code, message, request_id)
+            record = exchange.record(
+                decision.reason, decision.status, decision, request_digest=request_digest
+            )
+            await exchange.refuse(record, decision.status, code, message)
             return
         assert target is not None
-        forwarded = body
-        upstream_digest = None
+        forwarded, upstream_digest = body, None
         if target.upstream_model != model:
             document["model"] = target.upstream_model
             forwarded = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
             upstream_digest = gateway.digests.digest(forwarded)
-        record = request_record(
-            now=now,
-            request_id=request_id,
-            route=route,
-            client_address=client_address,
-            principal=principal_record,
-            model=model,
-            decision=decision,
-            reason=decision.reason,
-            status=None,
-            request_digest=request_digest,
-            request_bytes=len(body),
-            upstream_request_digest=upstream_digest,
+        exchange.reason = decision.reason
+        request_index = await gateway.record(
+            exchange.record(
+                decision.reason,
+                None,
+                decision,
+                request_digest=request_digest,
+                upstream_request_digest=upstream_digest,
+            )
         )
-        request_index = await gateway.record(record)
         if request_index is None:
-            await self._unavailable(send, outcome, request_id)
+            await exchange.unavailable()
             return
-        outcome["reason"] = decision.reason
-        extra = _grant_headers(decision)
-        headers = upstream_headers(scope["headers"], request_id)
-        upstream = gateway.upstreams[target.upstream]
-        query = scope.get("query_string", b"")
         result = await gateway.forwarder.forward(
-            upstream, route, query, headers, forwarded, request_id, receive, send, extra
+            gateway.upstreams[target.upstream],
+            exchange.route,
+            scope.get("query_string", b""),
+            upstream_headers(scope["headers"], exchange.request_id, gateway.private_headers),
+            forwarded,
+            exchange.request_id,
+            receive,
+            exchange.send,
+            _grant_headers(decision),
         )
-        outcome["status"] = result.status
-        outcome["bytes_out"] = result.response_bytes
+        exchange.status = result.status
+        exchange.bytes_out = result.response_bytes
         if result.error is not None:
-            outcome["reason"] = result.error
+            exchange.reason = result.error
         latency_us = (time.perf_counter_ns() - started) // 1000
         await gateway.record(
             completion_record(
-                now=now + latency_us / 1e6,
-                request_id=request_id,
+                now=exchange.now + latency_us / 1e6,
+                request_id=exchange.request_id,
                 request_index=request_index,
-                route=route,
+                route=exchange.route,
                 model=model,
                 result=result,
                 latency_us=latency_us,
             )
         )
 
-    async def _deny_request(
-        self,
-        send: Send,
-        outcome: dict[str, Any],
-        now: float,
-        request_id: str,
-        route: str,
-        client_address: str | None,
-        principal: Principal,
-        policy: Any,
-        model: str | None,
-        status: int,
-        code: str,
-        reason: str,
-        message: str,
-        request_digest: str | None,
-        request_bytes: int,
-        instant: datetime,
-        extra_headers: list[tuple[bytes, bytes]] | None = None,
-    ) -> None:
-        """Refuse a malformed request, after recording it."""
-        outcome["reason"] = reason
-        roles = decide(policy, principal, "model.list", None, instant).roles
-        record = request_record(
-            now=now,
-            request_id=request_id,
-            route=route,
-            client_address=client_address,
-            principal=principal_json(principal, policy, roles),
-            model=model,
-            decision=None,
-            reason=reason,
-            status=status,
-            request_digest=request_digest,
-            request_bytes=request_bytes,
-            policy_version=policy.version,
-        )
-        if await self.gateway.record(record) is None:
-            await self._unavailable(send, outcome, request_id)
-            return
-        if code == "model_not_found" and model is not None:
-            message = model_not_found_message(model)
-        await self._refuse(send, outcome, status, code, message, request_id, extra_headers)
 
-
-def _parse(
-    body: bytes,
-) -> tuple[str | None, dict[str, Any] | None, tuple[int, str, str, str] | None]:
-    """The model id and decoded body, or the problem that stops the request."""
+def _parse(body: bytes) -> tuple[dict[str, Any] | None, tuple[int, str, str, str] | None]:
+    """The decoded body with its model id, or the problem that stops the request."""
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        return (
-            None,
-            None,
-            (400, "invalid_json", "request.invalid_json", "The request body is not valid JSON."),
+        return None, (
+            400,
+            "invalid_json",
+            "request.invalid_json",
+            "The request body is not valid JSON.",
         )
     if not isinstance(document, dict):
-        return (
-            None,
-            None,
-            (
-                400,
-                "invalid_json",
-                "request.invalid_json",
-                "The request body must be a JSON object.",
-            ),
+        return None, (
+            400,
+            "invalid_json",
+            "request.invalid_json",
+            "The request body must be a JSON object.",
         )
     model = document.get("model")
     if not isinstance(model, str) or not model:
-        return (
-            None,
-            None,
-            (
-                404,
-                "model_not_found",
-                "request.missing_model",
-                "The request names no model; set the 'model' field.",
-            ),
+        return None, (
+            404,
+            "model_not_found",
+            "request.missing_model",
+            "The request names no model; set the 'model' field.",
         )
-    return model, document, None
+    return document, None
 
 
 def _unrouted(decision: Decision) -> Decision:
     """A model the policy allows but no upstream serves is refused as unknown."""
-    from dataclasses import replace
-
     return replace(
         decision,
         allowed=False,
@@ -408,18 +345,6 @@ def _unrouted(decision: Decision) -> Decision:
         grant_id=None,
         grant_not_after=None,
     )
-
-
-_DENIAL_MESSAGES = {
-    "nationality_restricted": "This model is not available under your nationality attributes.",
-    "grant_expired": "Your access grant for this model has ended.",
-    "grant_not_yet_valid": "Your access grant for this model is not open yet.",
-    "suspended": "Access is suspended.",
-}
-
-
-def _denial_message(code: str) -> str:
-    return _DENIAL_MESSAGES.get(code, "The policy does not allow this request.")
 
 
 def _grant_headers(decision: Decision) -> list[tuple[bytes, bytes]] | None:

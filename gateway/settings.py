@@ -14,6 +14,7 @@ import yaml
 from gateway.audit import AuditSettings
 from gateway.config import ConfigError, Section
 from gateway.identity import IdentitySettings, TlsSettings
+from gateway.policy import PolicySettings
 from gateway.proxy import Route, UpstreamSettings
 
 
@@ -26,8 +27,7 @@ class Settings:
     upstreams: tuple[UpstreamSettings, ...]
     routes: dict[str, Route]
     max_body_bytes: int
-    policy_directory: Path
-    policy_watch: bool
+    policy: PolicySettings
     audit: AuditSettings
     log_level: str
     source: str
@@ -56,8 +56,6 @@ class Settings:
             routes[route.model] = route
         limits = top.section("limits")
         limits.reject_unknown("max_body_bytes")
-        policy = top.section("policy", required=True)
-        policy.reject_unknown("directory", "watch")
         log = top.section("log")
         log.reject_unknown("level")
         return cls(
@@ -68,8 +66,7 @@ class Settings:
             upstreams=upstreams,
             routes=routes,
             max_body_bytes=limits.integer("max_body_bytes", 4 << 20, minimum=1),
-            policy_directory=policy.path_value("directory"),
-            policy_watch=policy.boolean("watch", True),
+            policy=PolicySettings.from_section(top.section("policy", required=True)),
             audit=AuditSettings.from_section(top.section("audit", required=True)),
             log_level=log.choice("level", ("debug", "info", "warning", "error"), "info"),
             source=top.file,

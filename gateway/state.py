@@ -28,6 +28,8 @@ class Gateway:
     upstreams: dict[str, UpstreamSettings]
     max_body_bytes: int
     clock: Callable[[], float]
+    # Request headers never forwarded beyond the standard set (a configured certificate header).
+    private_headers: frozenset[bytes] = frozenset()
     logger: Any = field(default_factory=get_logger)
 
     async def record(self, record: dict[str, Any]) -> int | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -89,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging(settings.log_level)
         config = uvicorn_config(settings, clock=_clock(args.at))
         server = uvicorn.Server(config)
-        asyncio.run(_serve(server, walkthrough(ROOT, settings.port, args.at)))
+        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it handled
+            asyncio.run(_serve(server, walkthrough(ROOT, settings.port, args.at)))
     finally:
         upstream.send_signal(signal.SIGTERM)
         upstream.wait(timeout=10)

@@ -12,18 +12,18 @@ from gateway.config import Section
 class PolicySettings:
     """Where the policy lives and whether to reload it when its files change.
 
-    Keys: ``policy.directory`` (required, must exist) and ``policy.watch_files``
-    (default true).
+    Keys: ``policy.directory`` (required, must exist) and ``policy.watch``
+    (default true): reload when a file in the directory changes (SIGHUP always does).
     """
 
     directory: Path
-    watch_files: bool = True
+    watch: bool = True
 
     @classmethod
     def from_section(cls, section: Section) -> PolicySettings:
         """Parse the `policy` section; a bad value raises ConfigError naming file and key."""
-        section.reject_unknown("directory", "watch_files")
+        section.reject_unknown("directory", "watch")
         return cls(
             directory=section.path_value("directory"),
-            watch_files=section.boolean("watch_files", True),
+            watch=section.boolean("watch", True),
         )
