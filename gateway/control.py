@@ -17,7 +17,7 @@ from gateway.identity import AuthenticationError, Principal
 from gateway.inference import WWW_AUTHENTICATE
 from gateway.policy import decide, visible_models
 from gateway.proxy import request_id_from
-from gateway.records import principal_json, request_record
+from gateway.records import request_record
 from gateway.responses import error_body, model_not_found_message
 from gateway.state import Gateway
 
@@ -125,7 +125,7 @@ class Call:
             route=self.request.url.path,
             client_address=str(client[0]) if client else None,
             principal=(
-                principal_json(self.principal, self.policy, roles)
+                self.gateway.principals.get(self.principal, self.policy, roles)
                 if self.principal is not None
                 else None
             ),

@@ -16,7 +16,7 @@ from typing import Any
 from gateway.identity import AuthenticationError, Principal
 from gateway.policy import Decision, Policy, decide
 from gateway.proxy import request_id_from, upstream_headers
-from gateway.records import completion_record, principal_json, request_record
+from gateway.records import completion_record, request_record
 from gateway.responses import Receive, Scope, Send, model_not_found_message, send_error
 from gateway.state import Gateway
 
@@ -100,7 +100,7 @@ class _Exchange:
         principal = None
         if self.principal is not None:
             roles = decision.roles if decision is not None else self._roles()
-            principal = principal_json(self.principal, self.policy, roles)
+            principal = self.gateway.principals.get(self.principal, self.policy, roles)
         return request_record(
             kind=kind,
             now=self.now,

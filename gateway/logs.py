@@ -9,8 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 
 import structlog
+
+from gateway.records import timestamp
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -25,13 +28,21 @@ def configure_logging(level: str = "info") -> None:
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _add_timestamp,
             structlog.processors.JSONRenderer(serializer=json.dumps),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
         logger_factory=structlog.WriteLoggerFactory(file=sys.stdout),
         cache_logger_on_first_use=True,
     )
+
+
+def _add_timestamp(
+    logger: object, method: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    # The records' own formatter: it formats the date once a second, not once a line.
+    event["timestamp"] = timestamp(time.time())
+    return event
 
 
 def get_logger() -> structlog.typing.FilteringBoundLogger:

@@ -6,6 +6,7 @@ index, canonicalises and appends.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +17,38 @@ from gateway.proxy import ForwardResult
 
 def timestamp(now: float) -> str:
     """RFC 3339 UTC with microseconds, as every record's `time`."""
-    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    second = int(now // 1)
+    micro = round((now - second) * 1e6)
+    if micro == 1_000_000:
+        second, micro = second + 1, 0
+    return f"{_second(second)}.{micro:06d}Z"
+
+
+@functools.lru_cache(maxsize=8)
+def _second(second: int) -> str:
+    # Formatting the date is most of the cost, and it changes once a second.
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+class PrincipalRecords:
+    """The recorded form of principals, kept for repeat callers under the same policy.
+
+    Bounded: when full it starts again, so a flood of distinct callers costs memory
+    once, not forever.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._cache: dict[tuple[Principal, str, frozenset[str]], dict[str, Any]] = {}
+
+    def get(self, principal: Principal, policy: Policy, roles: frozenset[str]) -> dict[str, Any]:
+        key = (principal, policy.version, roles)
+        found = self._cache.get(key)
+        if found is None:
+            if len(self._cache) >= self.size:
+                self._cache.clear()
+            found = self._cache[key] = principal_json(principal, policy, roles)
+        return found
 
 
 def principal_json(principal: Principal, policy: Policy, roles: frozenset[str]) -> dict[str, Any]:

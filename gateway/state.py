@@ -12,6 +12,7 @@ from gateway.identity import Authenticator
 from gateway.logs import get_logger
 from gateway.policy import PolicyHolder
 from gateway.proxy import Forwarder, Route, UpstreamPool, UpstreamSettings
+from gateway.records import PrincipalRecords
 
 
 @dataclass(slots=True)
@@ -30,6 +31,7 @@ class Gateway:
     clock: Callable[[], float]
     # Request headers never forwarded beyond the standard set (a configured certificate header).
     private_headers: frozenset[bytes] = frozenset()
+    principals: PrincipalRecords = field(default_factory=PrincipalRecords)
     logger: Any = field(default_factory=get_logger)
 
     async def record(self, record: dict[str, Any]) -> int | None:

@@ -47,13 +47,32 @@ def usage_from_object(document: Any) -> Usage | None:
 
 
 def usage_from_json(body: bytes) -> Usage | None:
-    """Usage from a complete JSON response body; None when absent or not JSON."""
-    if b'"usage"' not in body:
+    """Usage from a complete JSON response body; None when absent or not JSON.
+
+    Inside JSON strings quotes are escaped, so an unescaped `"usage":` is a member
+    name: its value is decoded alone, without decoding the (possibly long) completion.
+    The whole body is decoded only when that shortcut finds nothing.
+    """
+    at = body.rfind(b'"usage"')
+    if at < 0:
         return None
+    start = body.find(b"{", at + 7, at + 64)
+    if start >= 0 and body[at + 7 : start].strip() == b":":
+        try:
+            value, _ = _DECODER.raw_decode(body[start : start + 4096].decode("utf-8", "replace"))
+        except ValueError:
+            value = None
+        if isinstance(value, dict):
+            found = usage_from_object({"usage": value})
+            if found is not None:
+                return found
     try:
         return usage_from_object(json.loads(body))
     except ValueError:
         return None
+
+
+_DECODER = json.JSONDecoder()
 
 
 class StreamUsage:

@@ -68,3 +68,26 @@ def test_responses_api_completed_event_carries_usage() -> None:
         )
     )
     assert stream.usage == Usage(5, 2, 7)
+
+
+def test_usage_after_a_long_completion_is_found_without_decoding_it() -> None:
+    body = json.dumps(
+        {
+            "choices": [{"message": {"content": 'say "usage": {"prompt_tokens": 99} ' * 500}}],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 3000, "total_tokens": 3012},
+        }
+    ).encode()
+    assert usage_from_json(body) == Usage(12, 3000, 3012)
+
+
+def test_usage_written_with_spaces_or_nested_is_still_found() -> None:
+    assert usage_from_json(b'{"usage" :  {"prompt_tokens": 1, "completion_tokens": 2}}') == Usage(
+        1, 2, 3
+    )
+    nested = b'{"response": {"usage": {"input_tokens": 3, "output_tokens": 4}}}'
+    assert usage_from_json(nested) == Usage(3, 4, 7)
+
+
+def test_a_usage_member_that_is_not_an_object_falls_back_to_the_whole_body() -> None:
+    body = b'{"usage": {"prompt_tokens": 5, "completion_tokens": 1}, "x": {"usage": null}}'
+    assert usage_from_json(body) == Usage(5, 1, 6)
