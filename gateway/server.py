@@ -6,9 +6,11 @@ forwarded client certificate is believed, so nobody may rewrite it by sending a 
 
 from __future__ import annotations
 
+import signal
 import socket
 import time
 from collections.abc import Callable
+from types import FrameType
 
 import uvicorn
 
@@ -47,4 +49,14 @@ def uvicorn_config(
 def serve(settings: Settings, sock: socket.socket | None = None) -> None:
     """Serve until SIGINT or SIGTERM; the lifespan signs a final audit checkpoint."""
     server = uvicorn.Server(uvicorn_config(settings))
-    server.run(sockets=[sock] if sock is not None else None)
+    # uvicorn raises the signal that stopped it again once it has shut down. By then the
+    # shutdown was orderly (final checkpoint signed), so SIGTERM ends with status 0.
+    previous = signal.signal(signal.SIGTERM, _exit_cleanly)
+    try:
+        server.run(sockets=[sock] if sock is not None else None)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
