@@ -1,5 +1,9 @@
 """Audit log throughput: group-committed appends/s and offline `verify` records/s.
 
+Also the per-record cost of the two canonical-JSON steps behind them: preparing a
+record on the event loop (validate + canonicalise) and the verifier's check (parse +
+re-canonicalise + compare).
+
 Run: .venv/bin/python bench/bench_audit.py   (prints medians of 3 runs)
 """
 
@@ -15,12 +19,14 @@ from typing import Any
 
 from gateway.audit import AuditLog, AuditSettings, SQLiteAuditStore, generate_keys, load_verifier
 from gateway.audit.keys import HMAC_KEY_FILE, SIGNING_KEY_FILE, VERIFIER_KEY_FILE
-from gateway.audit.verify import verify_store
+from gateway.audit.records import prepare_record
+from gateway.audit.verify import check_record, verify_store
 
 ORIGIN = "bench.example/audit"
 APPENDERS = 256
 APPEND_RECORDS = 30_000
 VERIFY_RECORDS = 100_000
+STEP_RECORDS = 20_000
 RUNS = 3
 
 
@@ -103,7 +109,29 @@ def verify_run(settings: AuditSettings, directory: Path) -> tuple[float, int]:
     return result.tree_size / (elapsed / 1e9), result.tree_size
 
 
+def step_medians() -> tuple[float, float]:
+    """Median microseconds per record of prepare_record and of check_record."""
+    records = [record(n) for n in range(STEP_RECORDS)]
+    prepare_times: list[int] = []
+    check_times: list[int] = []
+    for index, value in enumerate(records):
+        started = time.perf_counter_ns()
+        prepared = prepare_record(value)
+        prepare_times.append(time.perf_counter_ns() - started)
+        data = prepared.with_index(index)
+        started = time.perf_counter_ns()
+        check_record(data, index)
+        check_times.append(time.perf_counter_ns() - started)
+    return statistics.median(prepare_times) / 1e3, statistics.median(check_times) / 1e3
+
+
 def main() -> None:
+    prepare_us, check_us = step_medians()
+    print(
+        f"audit record steps: prepare (validate + canonicalise) median {prepare_us:.1f} us,"
+        f" verify check (parse + re-canonicalise) median {check_us:.1f} us"
+        f" over {STEP_RECORDS:,} records"
+    )
     append_rates: list[float] = []
     with tempfile.TemporaryDirectory() as temporary:
         root = Path(temporary)

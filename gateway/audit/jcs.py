@@ -5,25 +5,48 @@ and None into its one canonical byte string: UTF-8, no whitespace, object member
 sorted by the UTF-16 code units of their names, numbers serialised as ECMAScript's
 `Number.prototype.toString` does.
 
-Most audit records hold no floats and no object name outside the Basic Multilingual
-Plane. For those, code point order equals UTF-16 order and the C-accelerated
-`json` encoder already produces the canonical form, so it is used directly; anything
-else takes the full serialiser below.
+Two paths produce it. Audit records are *simple*: built only of dicts, lists, strings,
+bools, None and integers within I-JSON's ±(2**53 - 1), with every character inside
+the Basic Multilingual Plane. For a simple value, code point order equals UTF-16 order
+and integers print as plain digits, so orjson's compact, key-sorted output is the
+canonical form byte for byte (the tests prove it against the RFC 8785 vectors and, by
+property, against the full serialiser). Everything else (floats, characters outside
+the BMP, larger integers, and anything invalid, which it refuses) takes the full
+serialiser below, which is the reference.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
+
+import orjson
 
 from gateway.audit.errors import RecordError
 
-__all__ = ["canonicalize", "canonicalize_around", "parse_json", "serialize_number"]
+__all__ = [
+    "canonicalize",
+    "canonicalize_around",
+    "parse_canonical",
+    "parse_json",
+    "serialize_number",
+]
 
 # I-JSON (RFC 7493) interoperable integer range: beyond it a double loses precision.
 _MAX_SAFE_INTEGER = 2**53 - 1
 
+# STRICT_INTEGER makes orjson refuse integers outside ±(2**53 - 1), so they reach the
+# full serialiser, which writes them as the doubles they equal (or refuses them).
+_FAST_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+
+# The lead byte of a four-byte UTF-8 sequence: a code point outside the BMP, whose
+# UTF-16 surrogates sort differently from its code point.
+_OUTSIDE_BMP = re.compile(rb"[\xf0-\xf4]")
+
+# Only the full serialiser's string escaping uses it: the stdlib escapes exactly the
+# characters RFC 8785 requires, in the same form.
 _ENCODER = json.JSONEncoder(
     ensure_ascii=False,
     separators=(",", ":"),
@@ -36,12 +59,14 @@ _ENCODER = json.JSONEncoder(
 def canonicalize(value: Any) -> bytes:
     """The RFC 8785 canonical UTF-8 bytes of `value`; raises RecordError if it is not I-JSON."""
     try:
-        text = _ENCODER.encode(value) if _is_plain(value) else "".join(_serialize(value, []))
-        return text.encode("utf-8")
+        data = _encode_simple(value)
+        if data is None:
+            data = "".join(_serialize(value, [])).encode("utf-8")
     except RecursionError as exc:
         raise RecordError("value is nested too deeply or refers to itself") from exc
     except UnicodeEncodeError as exc:
         raise RecordError("string contains a lone surrogate") from exc
+    return data
 
 
 def canonicalize_around(value: dict[str, Any], name: str) -> tuple[bytes, bytes]:
@@ -52,24 +77,62 @@ def canonicalize_around(value: dict[str, Any], name: str) -> tuple[bytes, bytes]
     """
     if type(value) is not dict:
         raise RecordError("value is not an object")
-    # Comparing with an ASCII name, code point order agrees with UTF-16 order.
-    before = {key: item for key, item in value.items() if key < name}
-    after = {key: item for key, item in value.items() if key > name}
+    if name in value:
+        raise RecordError(f"value already has a member {name}")
+    # Canonicalise once with a placeholder member and cut it out. The placeholder's
+    # bytes are always in the output, so when they occur exactly once they are it.
+    marker = b'"' + name.encode("ascii") + b'":0'
+    data = canonicalize({**value, name: 0})
+    position = data.find(marker)
+    if position >= 0 and data.find(marker, position + 1) < 0:
+        return data[:position], data[position + len(marker) :]
+    return _canonicalize_split(value, name)
+
+
+def _canonicalize_split(value: dict[str, Any], name: str) -> tuple[bytes, bytes]:
+    """`canonicalize_around` for an object whose nested members also use `name`."""
     try:
-        if _is_plain(value):
-            head_text, tail_text = _ENCODER.encode(before), _ENCODER.encode(after)
-        else:
-            head_text = "".join(_serialize(before, []))
-            tail_text = "".join(_serialize(after, []))
-        head, tail = head_text.encode("utf-8"), tail_text.encode("utf-8")
-    except RecursionError as exc:
-        raise RecordError("value is nested too deeply or refers to itself") from exc
-    except UnicodeEncodeError as exc:
-        raise RecordError("string contains a lone surrogate") from exc
+        # Comparing with an ASCII name, code point order agrees with UTF-16 order, so
+        # every name of `before` sorts ahead of `name` and every name of `after` behind.
+        before = {key: item for key, item in value.items() if key < name}
+        after = {key: item for key, item in value.items() if key > name}
+    except TypeError as exc:
+        raise RecordError("an object name is not a string") from exc
+    head, tail = canonicalize(before), canonicalize(after)
     return (
         head[:-1] + (b"," if before else b""),
         (b"," if after else b"") + tail[1:],
     )
+
+
+def parse_canonical(data: bytes) -> Any:
+    """The value `data` holds; RecordError unless `data` is exactly its canonical form.
+
+    JSON that is not valid (or not I-JSON) raises RecordError with reason
+    "is not valid JSON"; valid JSON in any other form, "is not in canonical form".
+    """
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass  # The full path below decides, and names the fault the same way.
+    else:
+        # orjson's output equals `data` and is canonical for this (simple) value; the
+        # stdlib parser reads such text to the same value.
+        if _encode_simple(value) == data:
+            return value
+    try:
+        value = json.loads(data)
+        try:
+            canonical = canonicalize(value)
+        except RecordError:
+            # Only integers beyond I-JSON's range land here; JCS reads them as doubles.
+            value = parse_json(data)
+            canonical = canonicalize(value)
+    except (ValueError, RecursionError) as exc:  # RecordError is a ValueError too
+        raise RecordError("is not valid JSON") from exc
+    if canonical != data:
+        raise RecordError("is not in canonical form")
+    return value
 
 
 def parse_json(data: bytes | str) -> Any:
@@ -84,48 +147,66 @@ def _parse_integer(text: str) -> int | float:
     return float(value)
 
 
-def _is_plain(value: Any) -> bool:
-    """True if `value` needs neither float formatting nor UTF-16 key ordering.
+def _encode_simple(value: Any) -> bytes | None:
+    """orjson's bytes for a simple value (its canonical form), or None for the full path."""
+    if not _is_simple(value):
+        return None
+    try:
+        data = orjson.dumps(value, option=_FAST_OPTIONS)
+    except orjson.JSONEncodeError:
+        # Non-string names, lone surrogates, integers beyond I-JSON, deep nesting:
+        # the full serialiser handles or refuses each of them.
+        return None
+    if not data.isascii() and _OUTSIDE_BMP.search(data) is not None:
+        return None
+    return data
 
-    Also rejects what JSON cannot hold, so both paths accept exactly the same values.
+
+def _is_simple(value: Any) -> bool:
+    """True if `value` is built only of dicts, lists, tuples, strs, ints, bools and None.
+
+    Exact types only: floats (whose orjson form differs from ECMAScript's, and whose
+    NaN orjson would write as null) and subclasses such as enums go to the full path.
     """
     kind = type(value)
-    if kind is str or kind is bool or value is None:
-        return True
-    if kind is int:
-        if -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER:
-            return True
-        _exact_double(value)
-        return False
     if kind is dict:
-        plain = True
-        for key, item in value.items():
-            if type(key) is not str:
-                raise RecordError(f"object name is a {type(key).__name__}, not a string")
-            if not key.isascii() and max(key) > "\uffff":
-                plain = False
-            if not _is_plain(item):
-                plain = False
-        return plain
-    if kind is list or kind is tuple:
-        plain = True
-        for item in value:
-            if not _is_plain(item):
-                plain = False
-        return plain
-    if kind is float:
-        if not math.isfinite(value):
-            raise RecordError("NaN and infinities are not JSON numbers")
+        items: Any = value.values()
+    elif kind is list or kind is tuple:
+        items = value
+    else:
+        return kind is str or kind is int or kind is bool or value is None
+    for item in items:
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if (kind is dict or kind is list or kind is tuple) and _is_simple(item):
+            continue
         return False
-    raise RecordError(f"a {kind.__name__} is not a JSON value")
+    return True
 
 
 def _serialize(value: Any, out: list[str]) -> list[str]:
+    """The full RFC 8785 serialiser: validates as it writes."""
     kind = type(value)
-    if kind is dict:
+    if kind is str:
+        out.append(_ENCODER.encode(value))
+    elif value is None:
+        out.append("null")
+    elif kind is bool:
+        out.append("true" if value else "false")
+    elif kind is int:
+        if -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER:
+            out.append(str(value))
+        else:
+            out.append(serialize_number(_exact_double(value)))
+    elif kind is float:
+        out.append(serialize_number(value))
+    elif kind is dict:
+        for name in value:
+            if type(name) is not str:
+                raise RecordError(f"object name is a {type(name).__name__}, not a string")
         out.append("{")
-        names = sorted(value, key=_utf16_order)
-        for position, name in enumerate(names):
+        for position, name in enumerate(sorted(value, key=_utf16_order)):
             if position:
                 out.append(",")
             out.append(_ENCODER.encode(name))
@@ -139,13 +220,8 @@ def _serialize(value: Any, out: list[str]) -> list[str]:
                 out.append(",")
             _serialize(item, out)
         out.append("]")
-    elif kind is float:
-        out.append(serialize_number(value))
-    elif kind is int and not -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER:
-        out.append(serialize_number(_exact_double(value)))
     else:
-        # Strings, ints, bools and None were validated by _is_plain.
-        out.append(_ENCODER.encode(value))
+        raise RecordError(f"a {kind.__name__} is not a JSON value")
     return out
 
 

@@ -114,7 +114,7 @@ class PreparedRecord:
 
 def _optional_string(record: Mapping[str, Any], name: str) -> str | None:
     value = record.get(name)
-    if value is None or isinstance(value, str):
+    if value is None or type(value) is str:
         return value
     raise RecordError(f"record field {name} must be a string or null")
 
@@ -129,12 +129,13 @@ def prepare_record(record: Mapping[str, Any]) -> PreparedRecord:
     if kind not in KINDS:
         raise RecordError("record kind is missing or unknown")
     time_text = record.get("time")
-    if not isinstance(time_text, str):
+    if type(time_text) is not str:
         raise RecordError("record time is missing")
     principal = record.get("principal")
-    if principal is not None and not isinstance(principal, dict):
+    if principal is None:
+        principal = {}
+    elif type(principal) is not dict:
         raise RecordError("record principal must be an object or null")
-    principal = principal or {}
     head, tail = canonicalize_around(record, "index")
     return PreparedRecord(
         head=head,

@@ -8,12 +8,11 @@ checkpoint (stored or trusted) covers records the store no longer has.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.audit.errors import IntegrityError, NoteError, RecordError
-from gateway.audit.jcs import canonicalize, parse_json
+from gateway.audit.jcs import parse_canonical
 from gateway.audit.note import Checkpoint, NoteVerifier, open_checkpoint
 from gateway.audit.store import AuditStore
 from gateway.audit.tree import CompactRange, leaf_hash
@@ -34,17 +33,9 @@ class VerifiedLog:
 def check_record(data: bytes, index: int) -> None:
     """Raise IntegrityError unless `data` is canonical JSON of an object carrying `index`."""
     try:
-        value = json.loads(data)
-        try:
-            canonical = canonicalize(value)
-        except RecordError:
-            # Only integers beyond I-JSON's range land here; JCS reads them as doubles.
-            value = parse_json(data)
-            canonical = canonicalize(value)
-    except (ValueError, RecordError) as exc:
-        raise IntegrityError("is not valid JSON", index=index) from exc
-    if canonical != data:
-        raise IntegrityError("is not in canonical form", index=index)
+        value = parse_canonical(data)
+    except RecordError as exc:
+        raise IntegrityError(exc.reason, index=index) from exc
     carried = value.get("index") if isinstance(value, dict) else None
     if type(carried) is not int or carried != index:
         raise IntegrityError(f"carries index {carried!r}", index=index)
