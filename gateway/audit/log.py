@@ -54,7 +54,9 @@ def _open_sqlite(path: Path, readonly: bool) -> AuditStore:
 class AuditLog:
     """The tamper-evident audit log of one gateway.
 
-    `clock` returns seconds since the epoch; it times checkpoints and stamps them.
+    `clock` returns seconds since the epoch; it stamps checkpoints. Their schedule
+    (`checkpoint_every_seconds`) runs on the monotonic clock, so a step of the wall
+    clock neither delays nor hurries it.
     `store_factory` opens the store (SQLite by default).
     """
 
@@ -110,7 +112,7 @@ class AuditLog:
         except IntegrityError as exc:
             await self._shutdown_threads()
             raise AuditUnavailable(f"audit store failed verification: {exc}") from exc
-        self._last_signed_at = self._clock()
+        self._last_signed_at = time.monotonic()
         self._wakeup = asyncio.Event()
         self._running = True
         self._stopping = False
@@ -290,7 +292,7 @@ class AuditLog:
         if self._state.size == (self._latest.tree_size if self._latest else 0):
             return None
         due = self._last_signed_at + self.settings.checkpoint_every_seconds
-        return max(0.0, due - self._clock())
+        return max(0.0, due - time.monotonic())
 
     def _checkpoint_due(self) -> bool:
         signed = self._latest.tree_size if self._latest else 0
@@ -298,10 +300,10 @@ class AuditLog:
             return False
         if self._state.size - signed >= self.settings.checkpoint_every_records:
             return True
-        return self._clock() - self._last_signed_at >= self.settings.checkpoint_every_seconds
+        return time.monotonic() - self._last_signed_at >= self.settings.checkpoint_every_seconds
 
     async def _sign_checkpoint(self) -> None:
-        self._last_signed_at = self._clock()
+        self._last_signed_at = time.monotonic()
         try:
             self._latest = await self._in_writer(
                 self._write_checkpoint, self._state.copy(), self._latest, self._clock()

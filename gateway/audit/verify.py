@@ -86,6 +86,9 @@ def verify_store(
     for index, data, stored_hash in store.iter_records():
         if index != state.size:
             raise IntegrityError("is missing", index=state.size)
+        if not isinstance(data, bytes | bytearray | memoryview):
+            # Records are stored as BLOBs; any other type was written by someone else.
+            raise IntegrityError("is not stored as bytes", index=index)
         data = bytes(data)
         if check_canonical:
             check_record(data, index)

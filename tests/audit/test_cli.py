@@ -71,6 +71,14 @@ def test_verify_names_a_record_with_one_byte_changed(log_store: Path, verifier_f
     assert "record 23:" in output
 
 
+def test_verify_names_a_record_rewritten_as_text(log_store: Path, verifier_file: Path) -> None:
+    # What `UPDATE records SET data = replace(data, ...)` does from the sqlite3 shell.
+    _execute(log_store, "UPDATE records SET data = replace(data, 'req-7', 'req-X')")
+    code, output = _verify(log_store, verifier_file)
+    assert code == 1
+    assert "record 0: is not stored as bytes" in output
+
+
 def test_verify_names_the_checkpoint_over_a_record_rewritten_with_its_hash(
     log_store: Path, verifier_file: Path
 ) -> None:
