@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from gateway.identity import AuthenticationError, Principal
 from gateway.policy import Decision, Policy, decide
 from gateway.proxy import request_id_from, upstream_headers
@@ -261,7 +263,7 @@ class InferenceEndpoint:
         forwarded, upstream_digest = body, None
         if target.upstream_model != model:
             document["model"] = target.upstream_model
-            forwarded = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+            forwarded = orjson.dumps(document)
             upstream_digest = gateway.digests.digest(forwarded)
         exchange.reason = decision.reason
         request_index = await gateway.record(
@@ -308,8 +310,10 @@ class InferenceEndpoint:
 def _parse(body: bytes) -> tuple[dict[str, Any] | None, tuple[int, str, str, str] | None]:
     """The decoded body with its model id, or the problem that stops the request."""
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        document = _parse_slowly(body)
+    if document is _INVALID:
         return None, (
             400,
             "invalid_json",
@@ -332,6 +336,17 @@ def _parse(body: bytes) -> tuple[dict[str, Any] | None, tuple[int, str, str, str
             "The request names no model; set the 'model' field.",
         )
     return document, None
+
+
+_INVALID = object()
+
+
+def _parse_slowly(body: bytes) -> Any:
+    # orjson refuses a little that is valid JSON (integers beyond 64 bits): ask json.
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return _INVALID
 
 
 def _unrouted(decision: Decision) -> Decision:

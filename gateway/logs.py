@@ -6,11 +6,11 @@ with `structlog.reset_defaults()`.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
 
+import orjson
 import structlog
 
 from gateway.records import timestamp
@@ -29,10 +29,10 @@ def configure_logging(level: str = "info") -> None:
         processors=[
             structlog.processors.add_log_level,
             _add_timestamp,
-            structlog.processors.JSONRenderer(serializer=json.dumps),
+            structlog.processors.JSONRenderer(serializer=orjson.dumps),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.WriteLoggerFactory(file=sys.stdout),
+        logger_factory=structlog.BytesLoggerFactory(file=sys.stdout.buffer),
         cache_logger_on_first_use=True,
     )
 
