@@ -19,10 +19,11 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from gateway.audit import AuditError, RecordFilter
-from gateway.control import ALL_METHODS, Call, error_response, json_response
+from gateway.control import AnyMethod, Call, error_response, json_response
 from gateway.policy import decide
 
 _MAX_PAGE = 1000
+_MAX_INDEX = 1 << 62  # SQLite integers are 64-bit
 
 
 async def _authorise(request: Request) -> tuple[Call, Response | None]:
@@ -82,6 +83,8 @@ async def records(request: Request) -> Response:
     try:
         after = int(params.pop("after", "-1"))
         limit = min(int(params.pop("limit", "100")), _MAX_PAGE)
+        if not -1 <= after < _MAX_INDEX or limit < 1:
+            raise ValueError("out of range")
         filters = RecordFilter.from_mapping(params)
         found = await call.gateway.audit.query(filters, after, limit)
     except (ValueError, AuditError) as exc:
@@ -115,6 +118,8 @@ async def record(request: Request) -> Response:
         return refused
     try:
         index = int(request.path_params["index"])
+        if not 0 <= index < _MAX_INDEX:
+            raise ValueError("out of range")
         bundle = await call.gateway.audit.record_with_proof(index)
     except (ValueError, AuditError) as exc:
         return await call.finish(
@@ -144,6 +149,8 @@ async def consistency(request: Request) -> Response:
     try:
         first = int(request.query_params["first"])
         second = int(request.query_params["second"])
+        if not (0 <= first < _MAX_INDEX and 0 <= second < _MAX_INDEX):
+            raise ValueError("out of range")
         proof = await call.gateway.audit.consistency_proof(first, second)
     except (KeyError, ValueError, AuditError) as exc:
         return await call.finish(
@@ -180,8 +187,8 @@ def _message(exc: Exception) -> str:
 
 def auditor_routes() -> list[Route]:
     return [
-        Route("/v1/audit/checkpoint", checkpoint, methods=ALL_METHODS),
-        Route("/v1/audit/records", records, methods=ALL_METHODS),
-        Route("/v1/audit/records/{index}", record, methods=ALL_METHODS),
-        Route("/v1/audit/consistency", consistency, methods=ALL_METHODS),
+        Route("/v1/audit/checkpoint", AnyMethod(checkpoint)),
+        Route("/v1/audit/records", AnyMethod(records)),
+        Route("/v1/audit/records/{index}", AnyMethod(record)),
+        Route("/v1/audit/consistency", AnyMethod(consistency)),
     ]

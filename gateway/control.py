@@ -6,6 +6,7 @@ inference routes; /healthz and /readyz are for the orchestrator and carry no ide
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +19,7 @@ from gateway.inference import WWW_AUTHENTICATE
 from gateway.policy import decide, visible_models
 from gateway.proxy import request_id_from
 from gateway.records import request_record
-from gateway.responses import error_body, model_not_found_message
+from gateway.responses import Receive, Scope, Send, error_body, model_not_found_message
 from gateway.state import Gateway
 
 
@@ -135,6 +136,7 @@ class Call:
             status=status,
             request_digest=None,
             policy_version=self.policy.version,
+            query=self.request.url.query or None,
         )
         record["decision"] = decision
         record["rules"] = list(rules)
@@ -166,7 +168,6 @@ async def readyz(request: Request) -> Response:
             "last_reload_failed": gateway.policies.last_error is not None,
         },
         "audit": {"available": audit_problem is None, "reason": audit_problem},
-        "upstreams": sorted(gateway.upstreams),
     }
     return JSONResponse(body, status_code=200 if audit_problem is None else 503)
 
@@ -274,7 +275,16 @@ async def unknown_route(request: Request) -> Response:
     )
 
 
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+class AnyMethod:
+    """A request/response endpoint that Starlette routes whatever the method, so that
+    the handler authenticates, records and answers a wrong method itself (405)."""
+
+    def __init__(self, handler: Callable[[Request], Awaitable[Response]]) -> None:
+        self.handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.handler(Request(scope, receive))
+        await response(scope, receive, send)
 
 
 def routes() -> list[Route]:
@@ -283,9 +293,9 @@ def routes() -> list[Route]:
     return [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Route("/v1/models", list_models, methods=ALL_METHODS),
-        Route("/v1/models/{model:path}", read_model, methods=ALL_METHODS),
-        Route("/v1/whoami", whoami, methods=ALL_METHODS),
+        Route("/v1/models", AnyMethod(list_models)),
+        Route("/v1/models/{model:path}", AnyMethod(read_model)),
+        Route("/v1/whoami", AnyMethod(whoami)),
         *auditor_routes(),
-        Route("/{path:path}", unknown_route, methods=ALL_METHODS),
+        Route("/{path:path}", AnyMethod(unknown_route)),
     ]

@@ -7,6 +7,7 @@ request, refused or served, leaves a record.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass, field, replace
@@ -17,7 +18,7 @@ import orjson
 
 from gateway.identity import AuthenticationError, Principal
 from gateway.policy import Decision, Policy, decide
-from gateway.proxy import request_id_from, upstream_headers
+from gateway.proxy import ForwardResult, request_id_from, upstream_headers
 from gateway.records import completion_record, request_record
 from gateway.responses import Receive, Scope, Send, model_not_found_message, send_error
 from gateway.state import Gateway
@@ -27,6 +28,7 @@ INFERENCE_PATHS = frozenset(
 )
 WWW_AUTHENTICATE = [(b"www-authenticate", b'Bearer realm="model-gateway"')]
 _CLOSE = [(b"connection", b"close")]
+MAX_MODEL_ID = 256
 
 _DENIAL_MESSAGES = {
     "nationality_restricted": "This model is not available under your nationality attributes.",
@@ -81,6 +83,7 @@ class _Exchange:
     client_address: str | None
     policy: Policy
     instant: datetime
+    query: str | None = None
     principal: Principal | None = None
     model: str | None = None
     status: int = 0
@@ -118,6 +121,7 @@ class _Exchange:
             upstream_request_digest=upstream_request_digest,
             request_bytes=self.bytes_in,
             policy_version=self.policy.version,
+            query=self.query,
         )
 
     def _roles(self) -> frozenset[str]:
@@ -174,9 +178,20 @@ class InferenceEndpoint:
             client_address=str(client[0]) if client else None,
             policy=gateway.policies.current,
             instant=datetime.fromtimestamp(now, UTC),
+            query=scope.get("query_string", b"").decode("latin-1") or None,
         )
         try:
             await self._handle(exchange, scope, receive, started)
+        except Exception as exc:  # noqa: BLE001 - one dispatch point: fail closed, answer, record
+            # The type only: a message or traceback could carry request content.
+            gateway.logger.error(
+                "request.error", request_id=exchange.request_id, error=type(exc).__name__
+            )
+            if exchange.status == 0:
+                record = exchange.record("gateway.error", 500)
+                await exchange.refuse(
+                    record, 500, "gateway_error", "The gateway failed to handle the request."
+                )
         finally:
             gateway.logger.info(
                 "request",
@@ -278,42 +293,49 @@ class InferenceEndpoint:
         if request_index is None:
             await exchange.unavailable()
             return
-        result = await gateway.forwarder.forward(
-            gateway.upstreams[target.upstream],
-            exchange.route,
-            scope.get("query_string", b""),
-            upstream_headers(scope["headers"], exchange.request_id, gateway.private_headers),
-            forwarded,
-            exchange.request_id,
-            receive,
-            exchange.send,
-            _grant_headers(decision),
-        )
+        exchange.status = -1  # from here on the forwarder answers the caller
+        result = ForwardResult(status=499, error="gateway.cancelled")
+        try:
+            result = await gateway.forwarder.forward(
+                gateway.upstreams[target.upstream],
+                exchange.route,
+                scope.get("query_string", b""),
+                upstream_headers(scope["headers"], exchange.request_id, gateway.private_headers),
+                forwarded,
+                exchange.request_id,
+                receive,
+                exchange.send,
+                _grant_headers(decision),
+            )
+        finally:
+            # Written even when the exchange was cancelled (shutdown), and not cancelled itself.
+            latency_us = (time.perf_counter_ns() - started) // 1000
+            await asyncio.shield(
+                gateway.record(
+                    completion_record(
+                        now=exchange.now + latency_us / 1e6,
+                        request_id=exchange.request_id,
+                        request_index=request_index,
+                        route=exchange.route,
+                        model=model,
+                        result=result,
+                        latency_us=latency_us,
+                    )
+                )
+            )
         exchange.status = result.status
         exchange.bytes_out = result.response_bytes
         if result.error is not None:
             exchange.reason = result.error
-        latency_us = (time.perf_counter_ns() - started) // 1000
-        await gateway.record(
-            completion_record(
-                now=exchange.now + latency_us / 1e6,
-                request_id=exchange.request_id,
-                request_index=request_index,
-                route=exchange.route,
-                model=model,
-                result=result,
-                latency_us=latency_us,
-            )
-        )
 
 
 def _parse(body: bytes) -> tuple[dict[str, Any] | None, tuple[int, str, str, str] | None]:
     """The decoded body with its model id, or the problem that stops the request."""
     try:
+        # orjson also refuses what the upstream might read differently or not at all:
+        # invalid UTF-8, lone surrogates, integers beyond 64 bits, very deep nesting.
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
-        document = _parse_slowly(body)
-    if document is _INVALID:
         return None, (
             400,
             "invalid_json",
@@ -328,6 +350,21 @@ def _parse(body: bytes) -> tuple[dict[str, Any] | None, tuple[int, str, str, str
             "The request body must be a JSON object.",
         )
     model = document.get("model")
+    if body.count(b'"model"') > 1 and _names_model_twice(body):
+        # Upstreams differ on which of two "model" members wins: never guess.
+        return None, (
+            400,
+            "invalid_json",
+            "request.duplicate_model",
+            "The request body names the model more than once.",
+        )
+    if isinstance(model, str) and len(model) > MAX_MODEL_ID:
+        return None, (
+            404,
+            "model_not_found",
+            "request.model_id_too_long",
+            f"Model ids are at most {MAX_MODEL_ID} characters.",
+        )
     if not isinstance(model, str) or not model:
         return None, (
             404,
@@ -338,15 +375,9 @@ def _parse(body: bytes) -> tuple[dict[str, Any] | None, tuple[int, str, str, str
     return document, None
 
 
-_INVALID = object()
-
-
-def _parse_slowly(body: bytes) -> Any:
-    # orjson refuses a little that is valid JSON (integers beyond 64 bits): ask json.
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return _INVALID
+def _names_model_twice(body: bytes) -> bool:
+    pairs = json.loads(body, object_pairs_hook=lambda items: items)
+    return sum(1 for name, _ in pairs if name == "model") > 1
 
 
 def _unrouted(decision: Decision) -> Decision:

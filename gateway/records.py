@@ -91,6 +91,7 @@ def request_record(
     request_bytes: int = 0,
     policy_version: str | None = None,
     kind: str = "request",
+    query: str | None = None,
 ) -> dict[str, Any]:
     """A request (or auth_failure) record, written before anything is forwarded.
 
@@ -102,6 +103,7 @@ def request_record(
         "time": timestamp(now),
         "request_id": request_id,
         "route": route,
+        "query": query,
         "client_address": client_address,
         "principal": principal,
         "model": model,

@@ -34,6 +34,9 @@ def uvicorn_config(
         http=TlsHttpProtocol if settings.tls.enabled else "httptools",
         loop="uvloop",
         lifespan="on",
+        # No WebSocket upgrades: such a request reaches the app as plain HTTP, where it is
+        # authenticated, refused and recorded like any other.
+        ws="none",
         access_log=False,
         log_level=log_level,
         proxy_headers=False,

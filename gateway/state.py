@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.audit import AuditLog, AuditUnavailable, BodyDigest
+from gateway.audit import AuditError, AuditLog, BodyDigest
 from gateway.identity import Authenticator
 from gateway.logs import get_logger
 from gateway.policy import PolicyHolder
@@ -38,6 +38,6 @@ class Gateway:
         """Append a record; None (and a log line) when the audit log cannot write."""
         try:
             return await self.audit.append(record)
-        except AuditUnavailable as exc:
-            self.logger.error("audit.unavailable", kind=record.get("kind"), reason=str(exc))
+        except AuditError as exc:  # unavailable, or a record it refuses: either way, no record
+            self.logger.error("audit.unavailable", kind=record.get("kind"), reason=exc.reason)
             return None

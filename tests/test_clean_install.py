@@ -91,5 +91,5 @@ def test_gateway_serve_runs_from_a_fresh_install(tmp_path: Path, pki: Path) -> N
             process.wait(timeout=30)
         log.close()
     output = (tmp_path / "gateway.log").read_text()
-    assert '"event": "gateway.stopped"' in output
+    assert '"event":"gateway.stopped"' in output
     assert gateway.returncode == 0

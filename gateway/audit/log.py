@@ -86,6 +86,9 @@ class AuditLog:
         self._stopping = False
         self._failure: str | None = None
         self._fatal: str | None = None
+        self._batch_since: float | None = None  # monotonic start of the write under way
+        self._stalled = False
+        self._watchdog: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -117,6 +120,7 @@ class AuditLog:
         self._running = True
         self._stopping = False
         self._writer_task = asyncio.create_task(self._run_writer(), name="audit-writer")
+        self._watchdog = asyncio.create_task(self._watch_stalls(), name="audit-watchdog")
 
     def _open_and_rebuild(self) -> None:
         assert self._signer is not None
@@ -138,6 +142,8 @@ class AuditLog:
         assert self._wakeup is not None
         assert self._writer_task is not None
         self._wakeup.set()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         await self._writer_task
         self._running = False
         await self._shutdown_threads()
@@ -196,6 +202,10 @@ class AuditLog:
             raise AuditUnavailable("audit log is not running")
         if self._fatal is not None:
             raise AuditUnavailable(self._fatal)
+        if self._stalled:
+            raise AuditUnavailable("audit store writes are stalled")
+        if len(self._pending) >= self.settings.max_queued:
+            raise AuditUnavailable("audit queue is full")
         prepared = prepare_record(record)
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending.append((prepared, future))
@@ -237,21 +247,40 @@ class AuditLog:
     async def _commit(self, batch: list[_Pending]) -> None:
         start = self._state.size
         state = self._state.copy()
+        self._batch_since = time.monotonic()
         try:
             await self._in_writer(self._write_batch, start, [item for item, _ in batch], state)
         except (sqlite3.Error, OSError, IntegrityError) as exc:
             self._failure = f"audit store write failed: {exc}"
             if isinstance(exc, IntegrityError):
                 self._fatal = self._failure
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(AuditUnavailable(self._failure))
+            _fail(batch, self._failure)
             return
+        except BaseException:
+            _fail(batch, "audit writer stopped")  # nobody may wait forever on this batch
+            raise
+        finally:
+            self._batch_since = None
+            self._stalled = False  # the write ended, one way or the other
         self._state = state
         self._failure = None
         for offset, (_, future) in enumerate(batch):
             if not future.done():
                 future.set_result(start + offset)
+
+    async def _watch_stalls(self) -> None:
+        """While a write takes longer than `write_timeout_seconds`, refuse new appends and
+        fail those queued behind it (none of them was written), so callers get a 503
+        instead of waiting on a stalled disk."""
+        while True:
+            await asyncio.sleep(min(0.25, self.settings.write_timeout_seconds))
+            since = self._batch_since
+            if since is not None and time.monotonic() - since > self.settings.write_timeout_seconds:
+                self._stalled = True
+                self._failure = "audit store writes are stalled"
+                queued = list(self._pending)
+                self._pending.clear()
+                _fail(queued, self._failure)
 
     def _write_batch(self, start: int, batch: list[PreparedRecord], state: CompactRange) -> None:
         store = self._writable_store(start)
@@ -397,3 +426,9 @@ class AuditLog:
             return await asyncio.get_running_loop().run_in_executor(self._read_thread, call)
         except (sqlite3.Error, OSError) as exc:
             raise AuditUnavailable(f"audit store cannot be read: {exc}") from exc
+
+
+def _fail(batch: list[_Pending], reason: str) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(AuditUnavailable(reason))

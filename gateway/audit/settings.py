@@ -26,6 +26,8 @@ class AuditSettings:
     checkpoint_every_records: int = 1000
     checkpoint_every_seconds: float = 10.0
     batch_max: int = 512
+    write_timeout_seconds: float = 5.0
+    max_queued: int = 10_000
 
     @classmethod
     def from_section(cls, section: Section) -> AuditSettings:
@@ -38,6 +40,8 @@ class AuditSettings:
             "checkpoint_every_records",
             "checkpoint_every_seconds",
             "batch_max",
+            "write_timeout_seconds",
+            "max_queued",
         )
         settings = cls(
             store=section.path_value("store", must_exist=False),
@@ -47,6 +51,8 @@ class AuditSettings:
             checkpoint_every_records=section.integer("checkpoint_every_records", 1000, minimum=1),
             checkpoint_every_seconds=section.number("checkpoint_every_seconds", 10.0, minimum=0.01),
             batch_max=section.integer("batch_max", 512, minimum=1),
+            write_timeout_seconds=section.number("write_timeout_seconds", 5.0, minimum=0.01),
+            max_queued=section.integer("max_queued", 10_000, minimum=1),
         )
         try:
             signer = load_signer(settings.signing_key)

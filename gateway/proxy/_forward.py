@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -21,6 +21,8 @@ from gateway.responses import Receive, Send, send_error
 
 # A JSON response larger than this is streamed through instead of read whole (no usage then).
 _READ_WHOLE_LIMIT = 8 << 20
+# How long an exchange runs before a task starts watching for the caller's disconnect.
+WATCH_AFTER = 0.05
 
 
 class IncrementalDigest(Protocol):
@@ -79,25 +81,42 @@ class Forwarder:
         result = ForwardResult(status=0)
         task = asyncio.current_task()
         assert task is not None
-        state = _Watch()
-        watcher = asyncio.create_task(_watch_disconnect(receive, task, state))
+        state = _Watch(receive, task)
+        # Most exchanges with a fast upstream end before anyone could hang up; only one
+        # still running after WATCH_AFTER gets a task waiting for the caller's disconnect.
+        timer = task.get_loop().call_later(WATCH_AFTER, state.start)
         started = time.perf_counter_ns()
         try:
             await self._exchange(
                 upstream, url, headers, body, request_id, send, response_headers, result, state
             )
         except asyncio.CancelledError:
-            if not state.disconnected:
-                raise
-            task.uncancel()
+            if not state.disconnected or task.uncancel() > 0:
+                raise  # not ours (shutdown): let it through
             result.error = "client.disconnected"
             if result.stream == "completed":
                 result.stream = "aborted"
             if result.status == 0:
                 result.status = 499
+        except Exception:  # noqa: BLE001 - one dispatch point: whatever broke, the caller gets an answer
+            result.error = "gateway.error"
+            if result.stream == "completed":
+                result.stream = "aborted"
+            if result.status == 0:
+                state.finished = True
+                result.status = 502
+                result.response_bytes = await send_error(
+                    send,
+                    502,
+                    "gateway_error",
+                    "The gateway could not relay the response.",
+                    request_id,
+                )
         finally:
             state.finished = True
-            watcher.cancel()
+            timer.cancel()
+            if state.watcher is not None:
+                state.watcher.cancel()
             result.upstream_latency_us = (time.perf_counter_ns() - started) // 1000
         return result
 
@@ -116,10 +135,12 @@ class Forwarder:
         session = self.pool.session(upstream.name)
         hidden = _secrets(upstream)
         try:
-            response = await session.post(url, data=body, headers=headers)
+            # Never follow a redirect: it would take the prompt and the credential elsewhere.
+            response = await session.post(url, data=body, headers=headers, allow_redirects=False)
         except (TimeoutError, aiohttp.ServerTimeoutError):
             result.status = 504
             result.error = "upstream.timeout"
+            state.finished = True
             result.response_bytes = await send_error(
                 send, 504, "upstream_timeout", "The upstream model server timed out.", request_id
             )
@@ -127,6 +148,7 @@ class Forwarder:
         except aiohttp.ClientError:
             result.status = 502
             result.error = "upstream.unreachable"
+            state.finished = True
             result.response_bytes = await send_error(
                 send,
                 502,
@@ -149,6 +171,7 @@ class Forwarder:
                 try:
                     data = await response.read()
                 except (TimeoutError, aiohttp.ClientError):
+                    state.finished = True
                     await self._fail_before_start(send, request_id, result)
                     return
                 out_headers.append((b"content-length", str(len(data)).encode()))
@@ -160,6 +183,7 @@ class Forwarder:
                         "headers": out_headers,
                     }
                 )
+                state.finished = True
                 await send({"type": "http.response.body", "body": data})
                 result.response_bytes = len(data)
                 if digest is not None:
@@ -168,7 +192,9 @@ class Forwarder:
                 if "json" in content_type:
                     result.usage = usage_from_json(data)
                 return
-            await self._relay_stream(response, out_headers, content_type, send, result, digest)
+            await self._relay_stream(
+                response, out_headers, content_type, send, result, digest, state
+            )
 
     async def _relay_stream(
         self,
@@ -178,6 +204,7 @@ class Forwarder:
         send: Send,
         result: ForwardResult,
         digest: IncrementalDigest | None,
+        state: _Watch,
     ) -> None:
         is_events = "text/event-stream" in content_type
         usage = StreamUsage() if is_events else None
@@ -216,6 +243,7 @@ class Forwarder:
                 result.usage = usage.usage
             elif kept is not None and result.error is None:
                 result.usage = usage_from_json(b"".join(kept))
+        state.finished = True
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     @staticmethod
@@ -232,22 +260,34 @@ class Forwarder:
 
 
 class _Watch:
-    __slots__ = ("disconnected", "finished")
+    """Cancels the forwarding task if the caller goes away before the response is complete.
 
-    def __init__(self) -> None:
+    `finished` is set just before the last message of the response is sent: uvicorn
+    reports `http.disconnect` to `receive()` once a response is complete, which is not
+    the caller leaving.
+    """
+
+    __slots__ = ("disconnected", "finished", "receive", "task", "watcher")
+
+    def __init__(self, receive: Receive, task: asyncio.Task[Any]) -> None:
+        self.receive = receive
+        self.task = task
         self.disconnected = False
         self.finished = False
+        self.watcher: asyncio.Task[None] | None = None
 
+    def start(self) -> None:
+        if not self.finished:
+            self.watcher = self.task.get_loop().create_task(self._watch())
 
-async def _watch_disconnect(receive: Receive, task: asyncio.Task[object], state: _Watch) -> None:
-    """Cancel `task` if the caller goes away before the response is complete."""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            if not state.finished:
-                state.disconnected = True
-                task.cancel()
-            return
+    async def _watch(self) -> None:
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                if not self.finished:
+                    self.disconnected = True
+                    self.task.cancel()
+                return
 
 
 def _secrets(upstream: UpstreamSettings) -> frozenset[bytes]:

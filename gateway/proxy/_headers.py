@@ -35,9 +35,11 @@ _NOT_FORWARDED = HOP_BY_HOP | {
     b"content-length",
     b"accept-encoding",
     b"x-request-id",
+    b"x-goog-api-key",
     b"x-forwarded-client-cert",
     b"x-ssl-client-cert",
     b"x-client-cert",
+    b"ssl-client-cert",
     b"expect",
 }
 
@@ -83,6 +85,10 @@ def upstream_headers(
     for name, value in headers:
         if name in _NOT_FORWARDED or name in declared or name in extra_drop:
             continue
+        if b"_" in name:
+            # Servers behind us may read x_api_key as x-api-key (CGI folds both to one
+            # name): drop what our deny-list could not recognise, as nginx does.
+            continue
         out[name.decode("latin-1")] = value.decode("latin-1")
     out["x-request-id"] = request_id
     out["accept-encoding"] = "identity"
@@ -94,7 +100,10 @@ def client_headers(
     request_id: bytes,
     secrets_to_hide: frozenset[bytes] = frozenset(),
 ) -> list[tuple[bytes, bytes]]:
-    """The upstream's response headers as they may reach the caller."""
+    """The upstream's response headers as they may reach the caller.
+
+    `x-gateway-*` names are the gateway's own (grant headers): an upstream cannot set them.
+    """
     pairs = [(name.lower(), value) for name, value in headers]
     declared = _connection_tokens(pairs)
     out = [
@@ -102,6 +111,7 @@ def client_headers(
         for name, value in pairs
         if name not in _NOT_RETURNED
         and name not in declared
+        and not name.startswith(b"x-gateway-")
         and not any(secret in value for secret in secrets_to_hide)
     ]
     out.append((b"x-request-id", request_id))

@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,11 @@ from .test_tree import NaiveTree
 def _quick_store(path: Path, readonly: bool) -> SQLiteAuditStore:
     # A short lock wait keeps the fail-closed tests fast; the store is the real one.
     return SQLiteAuditStore(path, readonly=readonly, busy_timeout_ms=50)
+
+
+def _patient(path: Path, readonly: bool) -> SQLiteAuditStore:
+    # A lock held elsewhere makes this store's writes wait: a real stall, for seconds.
+    return SQLiteAuditStore(path, readonly=readonly, busy_timeout_ms=3000)
 
 
 async def _started(settings: AuditSettings) -> AuditLog:
@@ -178,6 +184,55 @@ async def test_append_fails_closed_while_the_store_cannot_write_and_recovers(
     assert log.unavailable_reason is None
     await log.stop()
     assert [json.loads(d)["request_id"] for d in _stored(settings)] == ["req-0", "req-3"]
+
+
+async def test_a_stalled_write_refuses_new_appends_at_once_and_recovers(
+    settings: AuditSettings,
+) -> None:
+    log = AuditLog(dataclasses.replace(settings, write_timeout_seconds=0.3), store_factory=_patient)
+    await log.start()
+    assert await log.append(make_record(0)) == 0
+    blocker = sqlite3.connect(settings.store, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        stuck = asyncio.create_task(log.append(make_record(1)))
+        await asyncio.sleep(0.05)
+        queued = asyncio.create_task(log.append(make_record(2)))
+        await asyncio.sleep(0.6)
+        started = time.monotonic()
+        with pytest.raises(AuditUnavailable, match="stalled"):
+            await log.append(make_record(3))
+        assert time.monotonic() - started < 0.1
+        with pytest.raises(AuditUnavailable, match="stalled"):
+            await queued
+        assert log.unavailable_reason == "audit store writes are stalled"
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert await stuck == 1
+    assert await log.append(make_record(4)) == 2
+    assert log.unavailable_reason is None
+    await log.stop()
+    assert [json.loads(d)["request_id"] for d in _stored(settings)] == ["req-0", "req-1", "req-4"]
+
+
+async def test_a_full_queue_refuses_appends(settings: AuditSettings) -> None:
+    log = AuditLog(dataclasses.replace(settings, max_queued=2), store_factory=_patient)
+    await log.start()
+    blocker = sqlite3.connect(settings.store, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        first = asyncio.create_task(log.append(make_record(0)))
+        await asyncio.sleep(0.05)  # the writer took it and is waiting for the lock
+        queued = [asyncio.create_task(log.append(make_record(n))) for n in (1, 2)]
+        await asyncio.sleep(0)
+        with pytest.raises(AuditUnavailable, match="queue is full"):
+            await log.append(make_record(3))
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert [await first, *[await q for q in queued]] == [0, 1, 2]
+    await log.stop()
 
 
 async def test_a_failing_insert_fails_the_whole_batch_without_consuming_indexes(

@@ -268,7 +268,7 @@ async def test_a_gateway_killed_mid_load_keeps_the_record_of_every_served_reques
                 assert (await http.post(CHAT, json=chat())).status_code == 200
             status = await asyncio.to_thread(second.stop)
             assert status == 0, second.output_tail()
-            assert '"event": "gateway.stopped"' in second.output_tail(), "no clean shutdown"
+            assert '"event":"gateway.stopped"' in second.output_tail(), "no clean shutdown"
 
     code = main(["audit", "verify", "--store", str(store), "--key", str(pki / "audit-signing.pub")])
     output = capsys.readouterr().out

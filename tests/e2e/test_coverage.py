@@ -76,3 +76,65 @@ async def test_a_caller_who_leaves_while_sending_the_body_is_recorded(
     assert (record["reason"], record["status"]) == ("client.disconnected", None)
     assert gateway.upstream.log == []
     del reader
+
+
+async def test_a_body_naming_the_model_twice_is_refused(gateway: RunningGateway) -> None:
+    body = b'{"model": "muse-1", "messages": [], "model": "muse-spark-2"}'
+    response = await gateway.client("alice").post(
+        "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    record = await only_record(gateway, response.headers["x-request-id"])
+    assert record["reason"] == "request.duplicate_model"
+    assert gateway.upstream.log == []
+
+
+async def test_json_the_upstream_might_read_differently_is_refused(
+    gateway: RunningGateway,
+) -> None:
+    client = gateway.client("alice")
+    for body in (
+        b'{"model": "muse-1", "deep": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        b'{"model": "muse-1\\ud800"}',
+        "\ufeff".encode() + b'{"model": "muse-1"}',
+    ):
+        response = await client.post(
+            "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 400, body[:40]
+        record = await only_record(gateway, response.headers["x-request-id"])
+        assert record["reason"] == "request.invalid_json"
+    assert gateway.upstream.log == []
+
+
+async def test_an_overlong_model_id_is_not_found_and_not_recorded_in_full(
+    gateway: RunningGateway,
+) -> None:
+    response = await gateway.client("alice").post(
+        "/v1/chat/completions", json={"model": "m" * 10_000, "messages": []}
+    )
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "model_not_found"
+    assert len(response.content) < 1000
+    record = await only_record(gateway, response.headers["x-request-id"])
+    assert (record["reason"], record["model"]) == ("request.model_id_too_long", None)
+
+
+async def test_any_method_on_a_control_route_is_recorded(gateway: RunningGateway) -> None:
+    response = await gateway.client("alice").request("PROPFIND", "/v1/models")
+    assert response.status_code == 405
+    record = await only_record(gateway, response.headers["x-request-id"])
+    assert record["reason"] == "request.method_not_allowed"
+
+
+async def test_the_query_string_is_recorded(gateway: RunningGateway) -> None:
+    response = await gateway.client("alice").post(
+        "/v1/chat/completions?api-version=2024-10-21",
+        json={"model": "muse-1", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert response.status_code == 200
+    found = await gateway.gateway.audit.query(
+        RecordFilter(request_id=response.headers["x-request-id"], kind="request")
+    )
+    (record,) = [json.loads(data) for _, data in found]
+    assert record["query"] == "api-version=2024-10-21"

@@ -12,6 +12,7 @@ import openai
 
 from gateway.demo.upstream import create_app
 from tests.harness import UPSTREAM_KEY, Clock, RunningGateway, running_gateway
+from tests.servers import serve_asgi
 
 CHAT = "/v1/chat/completions"
 
@@ -227,3 +228,27 @@ async def test_a_hundred_concurrent_streams_arrive_intact_and_in_order(
         references = [await one(i) for i in range(100)]
     assert results == references
     assert len({tuple(words) for words in results}) == 100
+
+
+async def test_an_upstream_redirect_is_not_followed(
+    tmp_path: Path, pki: Path, clock: Clock
+) -> None:
+    elsewhere = create_app()
+
+    async def redirecting(scope: dict[str, object], receive: object, send: object) -> None:
+        if scope["type"] != "http":
+            return
+        location = f"{target}/v1/chat/completions".encode()
+        await send(  # type: ignore[operator]
+            {"type": "http.response.start", "status": 307, "headers": [(b"location", location)]}
+        )
+        await send({"type": "http.response.body", "body": b""})  # type: ignore[operator]
+
+    async with (
+        serve_asgi(elsewhere) as target,
+        serve_asgi(redirecting) as redirector,
+        running_gateway(tmp_path, pki, clock=clock, upstream_url=redirector) as running,
+    ):
+        response = await running.client("alice").post(CHAT, json=chat())
+    assert response.status_code == 307
+    assert elsewhere.log == []

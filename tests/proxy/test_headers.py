@@ -15,6 +15,8 @@ CALLER = [
     (b"host", b"gateway.example"),
     (b"user-agent", b"openai-python"),
     (b"openai-beta", b"assistants=v2"),
+    (b"x_api_key", b"caller-key-underscored"),
+    (b"x-goog-api-key", b"caller-google-key"),
 ]
 
 
@@ -39,6 +41,7 @@ def test_upstream_response_headers_lose_hop_by_hop_and_cookies() -> None:
         (b"X-Request-Id", b"upstream-id"),
         (b"Server", b"vllm"),
         (b"openai-processing-ms", b"12"),
+        (b"X-Gateway-Grant-Not-After", b"2099-01-01T00:00:00Z"),
     ]
     assert client_headers(upstream, b"rid-2") == [
         (b"content-type", b"application/json"),
