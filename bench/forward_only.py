@@ -10,9 +10,9 @@ benchmark fixture, not a way to run the gateway.
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
+import orjson
 import uvicorn
 
 from gateway.inference import read_body
@@ -33,7 +33,7 @@ class ForwardOnly:
             return
         request_id = request_id_from(scope["headers"])
         body = await read_body(scope, receive, 4 << 20)
-        document: Any = json.loads(body)
+        document: Any = orjson.loads(body)
         if not isinstance(document, dict) or not isinstance(document.get("model"), str):
             await send_error(send, 404, "model_not_found", "No model.", request_id)
             return
