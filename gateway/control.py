@@ -6,6 +6,7 @@ inference routes; /healthz and /readyz are for the orchestrator and carry no ide
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -61,6 +62,7 @@ class Call:
         self.kind = kind
         self.request_id = request_id_from(request.scope["headers"])
         self.now = self.gateway.clock()
+        self.started = time.perf_counter_ns()
         self.instant = datetime.fromtimestamp(self.now, UTC)
         self.policy = self.gateway.policies.current
         self.principal: Principal | None = None
@@ -143,12 +145,25 @@ class Call:
         if detail:
             record["detail"] = detail
         if await self.gateway.record(record) is None:
-            return error_response(
-                503,
-                "audit_unavailable",
-                "The gateway cannot record requests right now.",
-                self.request_id,
+            reason, response = (
+                "audit.unavailable",
+                error_response(
+                    503,
+                    "audit_unavailable",
+                    "The gateway cannot record requests right now.",
+                    self.request_id,
+                ),
             )
+        self.gateway.logger.info(
+            "request",
+            request_id=self.request_id,
+            route=self.request.url.path,
+            model=model,
+            status=response.status_code,
+            reason=reason,
+            latency_ms=round((time.perf_counter_ns() - self.started) / 1e6, 3),
+            bytes_out=len(response.body) if hasattr(response, "body") else None,
+        )
         return response
 
 
