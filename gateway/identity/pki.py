@@ -28,6 +28,20 @@ CA_CERTIFICATE = "ca.pem"
 CA_PRIVATE_KEY = "ca-key.pem"
 
 
+# Client and server certificates sign (TLS handshakes), nothing else.
+_END_ENTITY_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=False,
+    crl_sign=False,
+    encipher_only=False,
+    decipher_only=False,
+)
+
+
 def init_ca(
     directory: Path, name: str, days: int = 3650, not_before: datetime | None = None
 ) -> Path:
@@ -95,17 +109,7 @@ def issue_client(
     ]
     attributes += [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit) for unit in units]
     extensions: list[x509.ExtensionType] = [
-        x509.KeyUsage(
-            digital_signature=True,
-            content_commitment=False,
-            key_encipherment=False,
-            data_encipherment=False,
-            key_agreement=False,
-            key_cert_sign=False,
-            crl_sign=False,
-            encipher_only=False,
-            decipher_only=False,
-        ),
+        _END_ENTITY_KEY_USAGE,
         x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
     ]
     citizenship_codes = _countries(citizenships)
@@ -132,17 +136,7 @@ def issue_server(ca_directory: Path, out_prefix: Path, hosts: list[str]) -> tupl
             names.append(x509.DNSName(host))
     extensions: list[x509.ExtensionType] = [
         x509.SubjectAlternativeName(names),
-        x509.KeyUsage(
-            digital_signature=True,
-            content_commitment=False,
-            key_encipherment=False,
-            data_encipherment=False,
-            key_agreement=False,
-            key_cert_sign=False,
-            crl_sign=False,
-            encipher_only=False,
-            decipher_only=False,
-        ),
+        _END_ENTITY_KEY_USAGE,
         x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
     ]
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
