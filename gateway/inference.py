@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -90,7 +90,6 @@ class _Exchange:
     reason: str | None = None
     bytes_in: int = 0
     bytes_out: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def record(
         self,
