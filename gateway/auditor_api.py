@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from gateway.audit import AuditError, RecordFilter
+from gateway.audit import AuditError, AuditUnavailable, IntegrityError, RecordFilter
 from gateway.control import AnyMethod, Call, error_response, json_response
 from gateway.policy import decide
 
@@ -56,7 +56,10 @@ async def checkpoint(request: Request) -> Response:
     call, refused = await _authorise(request)
     if refused is not None:
         return refused
-    note = call.gateway.audit.latest_checkpoint()
+    try:
+        note = await call.gateway.audit.latest_checkpoint()
+    except AuditError as exc:
+        return await _store_failure(call, exc)
     if note is None:
         return await call.finish(
             None,
@@ -88,6 +91,8 @@ async def records(request: Request) -> Response:
         filters = RecordFilter.from_mapping(params)
         found = await call.gateway.audit.query(filters, after, limit)
     except (ValueError, AuditError) as exc:
+        if isinstance(exc, IntegrityError | AuditUnavailable):
+            return await _store_failure(call, exc)
         return await call.finish(
             None,
             "deny",
@@ -122,6 +127,8 @@ async def record(request: Request) -> Response:
             raise ValueError("out of range")
         bundle = await call.gateway.audit.record_with_proof(index)
     except (ValueError, AuditError) as exc:
+        if isinstance(exc, IntegrityError | AuditUnavailable):
+            return await _store_failure(call, exc)
         return await call.finish(
             None,
             "deny",
@@ -153,6 +160,8 @@ async def consistency(request: Request) -> Response:
             raise ValueError("out of range")
         proof = await call.gateway.audit.consistency_proof(first, second)
     except (KeyError, ValueError, AuditError) as exc:
+        if isinstance(exc, IntegrityError | AuditUnavailable):
+            return await _store_failure(call, exc)
         return await call.finish(
             None,
             "deny",
@@ -174,6 +183,25 @@ async def consistency(request: Request) -> Response:
         roles=call.roles,
         detail={"first": first, "second": second},
         response=json_response(body, call.request_id),
+    )
+
+
+async def _store_failure(call: Call, exc: AuditError) -> Response:
+    """A store that cannot be read (503), or whose rows disagree with their records (500,
+    naming the record: an auditor must see damage, not a quietly shorter answer)."""
+    if isinstance(exc, IntegrityError):
+        status, code, reason = 500, "audit_integrity_error", "audit.integrity"
+        message = f"The audit store is damaged: {exc}."
+    else:
+        status, code, reason = 503, "audit_unavailable", "audit.unavailable"
+        message = "The audit store cannot be read right now."
+    return await call.finish(
+        None,
+        "deny",
+        reason,
+        status,
+        roles=call.roles,
+        response=error_response(status, code, message, call.request_id),
     )
 
 

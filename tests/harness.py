@@ -135,7 +135,10 @@ def gateway_settings(
         },
     }
     for key, value in (overrides or {}).items():
-        settings[key] = value
+        if key.startswith("audit_"):  # one key of the audit section, e.g. audit_store
+            settings["audit"][key.removeprefix("audit_")] = value
+        else:
+            settings[key] = value
     path = folder / "gateway.yaml"
     path.write_text(yaml.safe_dump(settings), encoding="utf-8")
     return path

@@ -28,7 +28,17 @@ from gateway.audit.note import (
 from gateway.audit.ocsf import to_ocsf
 from gateway.audit.records import KINDS, BodyDigest, IncrementalDigest, RecordFilter, format_time
 from gateway.audit.settings import AuditSettings
-from gateway.audit.store import AuditStore, SQLiteAuditStore, StoredCheckpoint
+from gateway.audit.stores import (
+    AuditStore,
+    SchemaError,
+    SQLiteAuditStore,
+    StoredCheckpoint,
+    StoreError,
+    TreeHead,
+    describe_location,
+    open_store,
+    parse_location,
+)
 from gateway.audit.tree import (
     CompactRange,
     leaf_hash,
@@ -57,11 +67,15 @@ __all__ = [
     "RecordError",
     "RecordFilter",
     "SQLiteAuditStore",
+    "SchemaError",
+    "StoreError",
     "StoreFactory",
     "StoredCheckpoint",
+    "TreeHead",
     "VerificationError",
     "VerifiedLog",
     "canonicalize",
+    "describe_location",
     "format_checkpoint",
     "format_time",
     "generate_keys",
@@ -72,7 +86,9 @@ __all__ = [
     "node_hash",
     "open_checkpoint",
     "open_note",
+    "open_store",
     "parse_checkpoint",
+    "parse_location",
     "to_ocsf",
     "verify_consistency",
     "verify_inclusion",

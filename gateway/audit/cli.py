@@ -10,26 +10,34 @@ import argparse
 import base64
 import binascii
 import json
-import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from gateway.audit.copying import backup_store, copy_store, tree_head_of
 from gateway.audit.errors import AuditError, IntegrityError, NoteError, ProofError, RecordError
 from gateway.audit.keys import generate_keys, load_verifier
 from gateway.audit.note import open_checkpoint, parse_checkpoint
 from gateway.audit.ocsf import to_ocsf
 from gateway.audit.proofs import StoredTree
 from gateway.audit.records import RecordFilter
-from gateway.audit.store import SQLiteAuditStore
+from gateway.audit.stores import (
+    SCHEMA_VERSION,
+    AuditStore,
+    SQLiteAuditStore,
+    describe_location,
+    open_store,
+    parse_location,
+)
 from gateway.audit.tree import leaf_hash, verify_consistency, verify_inclusion
-from gateway.audit.verify import check_record, verify_store
+from gateway.audit.verify import check_fields, check_record, verify_store
 
 __all__ = ["register"]
 
 _OK, _FAILED, _BAD_INPUT = 0, 1, 2
+_STORE_HELP = "a SQLite file, sqlite:///path or a postgresql:// URL"
 
 
 def register(subparsers: Any) -> None:
@@ -38,13 +46,47 @@ def register(subparsers: Any) -> None:
     commands = audit.add_subparsers(dest="audit_command", required=True)
 
     verify = commands.add_parser("verify", help="verify every record and checkpoint")
-    verify.add_argument("--store", type=Path, required=True)
+    verify.add_argument("--store", required=True, help=_STORE_HELP)
     verify.add_argument("--key", type=Path, required=True, help="verifier key file")
-    verify.add_argument("--trusted-checkpoint", type=Path, help="a checkpoint kept earlier")
+    verify.add_argument(
+        "--trusted-checkpoint",
+        type=Path,
+        help="a checkpoint kept earlier: the log must extend it, and records after the"
+        " newest signed checkpoint count as a failure",
+    )
+    verify.add_argument(
+        "--require-signed",
+        action="store_true",
+        help="fail if records follow the newest signed checkpoint (an unsigned tail)",
+    )
     verify.set_defaults(func=_guarded(_verify))
 
+    backup = commands.add_parser(
+        "backup", help="a consistent, verified copy of a store (also while gateways write)"
+    )
+    backup.add_argument("--store", required=True, help=_STORE_HELP)
+    backup.add_argument("--key", type=Path, required=True, help="verifier key file")
+    backup.add_argument("--trusted-checkpoint", type=Path, help="a checkpoint kept earlier")
+    backup.add_argument("destination", type=Path, help="the new SQLite file to write")
+    backup.set_defaults(func=_guarded(_backup))
+
+    copy = commands.add_parser(
+        "copy", help="copy a log into an empty store (SQLite <-> PostgreSQL), then verify it"
+    )
+    copy.add_argument("source", help="the store to copy from (" + _STORE_HELP + ")")
+    copy.add_argument("destination", help="an empty or new store to copy into")
+    copy.add_argument("--key", type=Path, required=True, help="verifier key file")
+    copy.add_argument("--trusted-checkpoint", type=Path, help="a checkpoint kept earlier")
+    copy.set_defaults(func=_guarded(_copy))
+
+    migrate = commands.add_parser(
+        "migrate", help="bring a store to the schema this gateway writes (creating it if new)"
+    )
+    migrate.add_argument("--store", required=True, help=_STORE_HELP)
+    migrate.set_defaults(func=_guarded(_migrate))
+
     query = commands.add_parser("query", help="print matching records as JSON lines")
-    query.add_argument("--store", type=Path, required=True)
+    query.add_argument("--store", required=True, help=_STORE_HELP)
     for name in ("since", "until", "subject", "organisation", "model", "reason", "kind"):
         query.add_argument(f"--{name}")
     query.add_argument("--request-id", dest="request_id")
@@ -53,7 +95,7 @@ def register(subparsers: Any) -> None:
     query.set_defaults(func=_guarded(_query))
 
     prove = commands.add_parser("prove", help="an inclusion proof bundle for one record")
-    prove.add_argument("--store", type=Path, required=True)
+    prove.add_argument("--store", required=True, help=_STORE_HELP)
     prove.add_argument("--index", type=int, required=True)
     prove.add_argument("--out", type=Path)
     prove.set_defaults(func=_guarded(_prove))
@@ -64,17 +106,17 @@ def register(subparsers: Any) -> None:
     check.set_defaults(func=_guarded(_check_proof))
 
     consistency = commands.add_parser("consistency", help="prove the log extends an old checkpoint")
-    consistency.add_argument("--store", type=Path, required=True)
+    consistency.add_argument("--store", required=True, help=_STORE_HELP)
     consistency.add_argument("--old", type=Path, required=True)
     consistency.add_argument("--key", type=Path)
     consistency.set_defaults(func=_guarded(_consistency))
 
     checkpoint = commands.add_parser("checkpoint", help="print the latest signed checkpoint")
-    checkpoint.add_argument("--store", type=Path, required=True)
+    checkpoint.add_argument("--store", required=True, help=_STORE_HELP)
     checkpoint.set_defaults(func=_guarded(_checkpoint))
 
     export = commands.add_parser("export", help="export records as JSON lines or OCSF")
-    export.add_argument("--store", type=Path, required=True)
+    export.add_argument("--store", required=True, help=_STORE_HELP)
     export.add_argument("--format", choices=("jsonl", "ocsf"), default="jsonl")
     export.set_defaults(func=_guarded(_export))
 
@@ -98,7 +140,7 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
         except NoteError as exc:
             print(f"FAILED: {exc.reason}", file=sys.stderr)
             return _FAILED
-        except (AuditError, sqlite3.Error, OSError, ValueError) as exc:
+        except (AuditError, OSError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return _BAD_INPUT
 
@@ -106,29 +148,99 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
 
 
 @contextmanager
-def _open_store(path: Path) -> Iterator[SQLiteAuditStore]:
-    store = SQLiteAuditStore(path, readonly=True)
+def _open_store(location: str, *, readonly: bool = True) -> Iterator[AuditStore]:
+    store = open_store(parse_location(str(location)), readonly=readonly)
     try:
         yield store
     finally:
         store.close()
 
 
+def _read_note(path: Path | None) -> str | None:
+    return path.read_text(encoding="utf-8") if path is not None else None
+
+
 def _verify(args: argparse.Namespace) -> int:
     verifier = load_verifier(args.key)
-    trusted = (
-        args.trusted_checkpoint.read_text(encoding="utf-8") if args.trusted_checkpoint else None
-    )
+    trusted = _read_note(args.trusted_checkpoint)
 
     def progress(size: int) -> None:
         print(f"verified {size} records", file=sys.stderr)
 
     with _open_store(args.store) as store:
-        result = verify_store(store, verifier, trusted=trusted, progress=progress)
-    root = base64.b64encode(result.root_hash).decode()
+        result = verify_store(
+            store,
+            verifier,
+            trusted=trusted,
+            require_signed=args.require_signed,
+            progress=progress,
+        )
+        latest = store.latest_checkpoint()
+    if latest is None:
+        print(f"OK: no signed checkpoint yet; {result.tree_size} records are intact as stored")
+    else:
+        root = base64.b64encode(latest.root_hash).decode()
+        print(
+            f"OK: tree_size {result.signed_size} root {root}"
+            f" ({result.checkpoints_verified} checkpoints verified)"
+        )
+    if result.unsigned:
+        print(
+            f"unsigned tail: records {result.signed_size}..{result.tree_size - 1}"
+            f" ({result.unsigned}) follow the newest signed checkpoint; they are intact as"
+            " stored but no signature covers them yet (--require-signed makes this a failure)"
+        )
+    return _OK
+
+
+def _backup(args: argparse.Namespace) -> int:
+    verifier = load_verifier(args.key)
+    with _open_store(args.store) as store:
+        result = backup_store(
+            store, args.destination, verifier, trusted=_read_note(args.trusted_checkpoint)
+        )
     print(
-        f"OK: tree_size {result.tree_size} root {root}"
-        f" ({result.checkpoints_verified} checkpoints verified)"
+        f"OK: backed up {result.verified.tree_size} records and {result.checkpoints}"
+        f" checkpoints to {args.destination}; the copy verifies"
+        + (f" ({result.verified.unsigned} unsigned)" if result.verified.unsigned else "")
+    )
+    return _OK
+
+
+def _copy(args: argparse.Namespace) -> int:
+    verifier = load_verifier(args.key)
+    destination_location = parse_location(args.destination)
+    with _open_store(args.source) as source:
+        destination = open_store(destination_location)
+        try:
+            destination.require_current()
+            result = copy_store(
+                source, destination, verifier, trusted=_read_note(args.trusted_checkpoint)
+            )
+        finally:
+            destination.close()
+    print(
+        f"OK: copied {result.records} records and {result.checkpoints} checkpoints to"
+        f" {describe_location(destination_location)}; the copy verifies"
+    )
+    return _OK
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    location = parse_location(args.store)
+    store = open_store(location)
+    try:
+        if not isinstance(store, SQLiteAuditStore) or store.version >= SCHEMA_VERSION:
+            store.require_current()
+            print(f"OK: {describe_location(location)} is at schema version {SCHEMA_VERSION}")
+            return _OK
+        head = tree_head_of(store)
+        store.migrate(head)
+    finally:
+        store.close()
+    print(
+        f"OK: migrated {describe_location(location)} to schema version {SCHEMA_VERSION}"
+        f" ({head.tree_size} records)"
     )
     return _OK
 
@@ -154,9 +266,10 @@ def _query(args: argparse.Namespace) -> int:
             rows = store.query(record_filter, after, min(remaining, 10_000))
             if not rows:
                 break
-            for index, data in rows:
-                out.write(data.decode("utf-8") + "\n")
-                after = index
+            for row in rows:
+                check_fields(row)
+                out.write(bytes(row.data).decode("utf-8") + "\n")
+                after = row.index
             remaining -= len(rows)
     return _OK
 
@@ -257,9 +370,10 @@ def _export(args: argparse.Namespace) -> int:
     with _open_store(args.store) as store:
         latest = store.latest_checkpoint()
         origin = parse_checkpoint(_note_text(latest.note)).origin if latest else ""
-        for _, data, _ in store.iter_records():
+        for row in store.iter_records():
+            data = bytes(row.data)
             if args.format == "jsonl":
-                out.write(bytes(data).decode("utf-8") + "\n")
+                out.write(data.decode("utf-8") + "\n")
             else:
                 event = to_ocsf(json.loads(data), origin)
                 out.write(json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n")

@@ -1,12 +1,23 @@
 """The audit log: durable group-committed appends, signed checkpoints, auditor reads.
 
-One writer task owns the tree state. Appenders queue a prepared record and wait; the
-writer takes everything queued (up to `batch_max`), and in its own thread assigns the
-next indexes, hashes the leaves, and writes the batch in one transaction. Only after
-the commit does it swap in the new tree state and resolve each appender with its
-index, so an index is never handed out for a record that is not durable, and a failed
-batch consumes no index. Reads use a second, read-only connection in another thread
-so they never queue behind writes.
+One writer task per process. Appenders queue a prepared record and wait; the writer
+takes everything queued (up to `batch_max`) and, in its own thread, appends it in one
+store transaction that locks the shared tree head, assigns the next indexes, stores the
+records and node hashes and writes the new head (`sequencing.batch_builder`). Any
+number of processes append to one store this way; the database sequences them. Only
+after the commit is each appender resolved with its index, so an index is never handed
+out for a record that is not durable, and a failed batch consumes no index.
+
+A write that takes longer than `write_timeout_seconds` (another process holds the
+lock, the disk stalls, the database is gone) fails its appenders with
+AuditUnavailable, and those queued behind it, so callers are refused within the
+timeout. If such a write commits after all, the log appends a completion record for each
+request it covered, saying it was answered 503 and not forwarded.
+
+Checkpoints are signed over the committed head, one signer at a time across every
+process (`AuditStore.sign_checkpoint`), when `checkpoint_every_records` records or
+`checkpoint_every_seconds` have passed since the latest checkpoint, and at stop. Reads
+use a second connection in another thread so they never queue behind writes.
 """
 
 from __future__ import annotations
@@ -14,11 +25,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
-import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, TypeVar
 
 from gateway.audit.errors import (
@@ -29,35 +38,50 @@ from gateway.audit.errors import (
     RecordError,
 )
 from gateway.audit.keys import load_hmac_key, load_signer
-from gateway.audit.note import Checkpoint, NoteSigner, format_checkpoint
+from gateway.audit.note import NoteSigner
 from gateway.audit.proofs import StoredTree
-from gateway.audit.records import BodyDigest, PreparedRecord, RecordFilter, prepare_record
+from gateway.audit.records import (
+    BodyDigest,
+    PreparedRecord,
+    RecordFilter,
+    format_time,
+    prepare_record,
+)
+from gateway.audit.sequencing import (
+    batch_builder,
+    check_head,
+    checkpoint_signer,
+    open_stored_checkpoint,
+)
 from gateway.audit.settings import AuditSettings
-from gateway.audit.store import NODE_LEVEL_STRIDE, AuditStore, SQLiteAuditStore, StoredCheckpoint
-from gateway.audit.tree import CompactRange, leaf_hash, verify_consistency, verify_inclusion
-from gateway.audit.verify import verify_store
+from gateway.audit.stores import (
+    AuditStore,
+    StoredCheckpoint,
+    StoredRecord,
+    StoreError,
+    TreeHead,
+    describe_location,
+    open_store,
+)
+from gateway.audit.tree import leaf_hash, verify_consistency, verify_inclusion
+from gateway.audit.verify import check_fields, verify_store
 
 __all__ = ["AuditLog", "StoreFactory"]
 
 T = TypeVar("T")
 
-StoreFactory = Callable[[Path, bool], AuditStore]
-"""Opens the store at a path; the flag asks for a read-only connection."""
+StoreFactory = Callable[[Any, bool], AuditStore]
+"""Opens the store at a location; the flag asks for a read-only connection."""
 
 _Pending = tuple[PreparedRecord, "asyncio.Future[int]"]
 
 
-def _open_sqlite(path: Path, readonly: bool) -> AuditStore:
-    return SQLiteAuditStore(path, readonly=readonly)
-
-
 class AuditLog:
-    """The tamper-evident audit log of one gateway.
+    """The tamper-evident audit log, as one gateway process writes and reads it.
 
-    `clock` returns seconds since the epoch; it stamps checkpoints. Their schedule
-    (`checkpoint_every_seconds`) runs on the monotonic clock, so a step of the wall
-    clock neither delays nor hurries it.
-    `store_factory` opens the store (SQLite by default).
+    `clock` returns seconds since the epoch; it stamps the records the log writes itself.
+    `store_factory` opens the store (by default from `settings.store`, with lock waits
+    bounded by `write_timeout_seconds`).
     """
 
     def __init__(
@@ -65,21 +89,23 @@ class AuditLog:
         settings: AuditSettings,
         *,
         clock: Callable[[], float] = time.time,
-        store_factory: StoreFactory = _open_sqlite,
+        store_factory: StoreFactory | None = None,
     ) -> None:
         self.settings = settings
         self._clock = clock
-        self._store_factory = store_factory
+        self._store_factory = store_factory or self._open_default
         self._pending: collections.deque[_Pending] = collections.deque()
+        self._in_flight: list[_Pending] = []
+        self._abandoned: set[asyncio.Future[int]] = set()
         self._wakeup: asyncio.Event | None = None
         self._writer_task: asyncio.Task[None] | None = None
         self._write_thread: ThreadPoolExecutor | None = None
         self._read_thread: ThreadPoolExecutor | None = None
         self._writer: AuditStore | None = None
         self._reader: AuditStore | None = None
-        self._state = CompactRange()
-        self._latest: StoredCheckpoint | None = None
-        self._last_signed_at = 0.0
+        self._size = 0
+        self._signed_size = 0
+        self._last_attempt = 0.0
         self._signer: NoteSigner | None = None
         self._body_digest: BodyDigest | None = None
         self._running = False
@@ -90,13 +116,19 @@ class AuditLog:
         self._stalled = False
         self._watchdog: asyncio.Task[None] | None = None
 
+    def _open_default(self, location: Any, readonly: bool) -> AuditStore:
+        return open_store(
+            location, readonly=readonly, write_timeout=self.settings.write_timeout_seconds
+        )
+
     # -- lifecycle ---------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the store, rebuild and check the tree against the latest checkpoint, start writing.
+        """Open the store, check its head against the latest checkpoint, start writing.
 
-        Raises AuditUnavailable if the store cannot be opened or disagrees with its
-        own signed checkpoints (the gateway must then not serve).
+        Raises AuditUnavailable if the store cannot be opened, has a schema this gateway
+        does not write, or disagrees with its own signed checkpoints (the gateway must
+        then not serve).
         """
         try:
             self._signer = load_signer(self.settings.signing_key)
@@ -108,31 +140,40 @@ class AuditLog:
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="audit-writer")
         self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="audit-reader")
         try:
-            await self._in_writer(self._open_and_rebuild)
-        except (sqlite3.Error, OSError) as exc:
+            head, latest = await self._in_writer(self._open_and_check)
+        except (StoreError, OSError) as exc:
             await self._shutdown_threads()
-            raise AuditUnavailable(f"audit store cannot be opened: {exc}") from exc
+            where = describe_location(self.settings.store)
+            raise AuditUnavailable(f"audit store {where} cannot be opened: {exc}") from exc
         except IntegrityError as exc:
             await self._shutdown_threads()
             raise AuditUnavailable(f"audit store failed verification: {exc}") from exc
-        self._last_signed_at = time.monotonic()
+        self._size = head.tree_size
+        self._signed_size = latest.tree_size if latest is not None else 0
+        self._last_attempt = time.monotonic()
         self._wakeup = asyncio.Event()
         self._running = True
         self._stopping = False
         self._writer_task = asyncio.create_task(self._run_writer(), name="audit-writer")
         self._watchdog = asyncio.create_task(self._watch_stalls(), name="audit-watchdog")
 
-    def _open_and_rebuild(self) -> None:
+    def _open_and_check(self) -> tuple[TreeHead, StoredCheckpoint | None]:
         assert self._signer is not None
         store = self._store_factory(self.settings.store, False)
         try:
-            verified = verify_store(store, self._signer.verifier, check_canonical=False)
+            store.require_current()
+            try:
+                head = check_head(store, self._signer.verifier)
+            except IntegrityError:
+                # Name the damage precisely: the full pass finds the first bad record.
+                verify_store(store, self._signer.verifier, check_canonical=False)
+                raise
+            latest = store.latest_checkpoint()
         except BaseException:
             store.close()
             raise
         self._writer = store
-        self._state = verified.state
-        self._latest = store.latest_checkpoint()
+        return head, latest
 
     async def stop(self) -> None:
         """Write everything queued, sign a final checkpoint, and close the store."""
@@ -149,9 +190,10 @@ class AuditLog:
         await self._shutdown_threads()
 
     async def _shutdown_threads(self) -> None:
+        # The reader first: SQLite folds the WAL into the file when its last writer closes.
         for executor, attribute in (
-            (self._write_thread, "_writer"),
             (self._read_thread, "_reader"),
+            (self._write_thread, "_writer"),
         ):
             if executor is None:
                 continue
@@ -176,8 +218,8 @@ class AuditLog:
 
     @property
     def tree_size(self) -> int:
-        """The number of durably committed records."""
-        return self._state.size
+        """The size of the tree after this process's latest commit (others may have added)."""
+        return self._size
 
     @property
     def body_digest(self) -> BodyDigest:
@@ -185,10 +227,6 @@ class AuditLog:
         if self._body_digest is None:
             raise AuditUnavailable("audit log is not started")
         return self._body_digest
-
-    def latest_checkpoint(self) -> str | None:
-        """The latest signed checkpoint note, or None before the first one."""
-        return None if self._latest is None else self._latest.note
 
     # -- appending ---------------------------------------------------------------
 
@@ -220,7 +258,7 @@ class AuditLog:
                 while not self._pending and not self._stopping:
                     self._wakeup.clear()
                     timeout = self._seconds_to_checkpoint()
-                    if timeout is not None and timeout <= 0:
+                    if timeout <= 0:
                         break
                     try:
                         await asyncio.wait_for(self._wakeup.wait(), timeout)
@@ -234,8 +272,8 @@ class AuditLog:
                     await self._sign_checkpoint()
                 if self._stopping and not self._pending:
                     break
-            if self._state.size > (self._latest.tree_size if self._latest else 0):
-                await self._sign_checkpoint()
+            if self._fatal is None:
+                await self._sign_checkpoint(final=True)
         except Exception as exc:  # noqa: BLE001 - the writer's one dispatch point: fail closed
             self._fatal = f"audit writer stopped: {type(exc).__name__}"
         finally:
@@ -245,13 +283,12 @@ class AuditLog:
                     future.set_exception(AuditUnavailable(self._fatal or "audit log is stopped"))
 
     async def _commit(self, batch: list[_Pending]) -> None:
-        start = self._state.size
-        state = self._state.copy()
         self._batch_since = time.monotonic()
+        self._in_flight = batch
         try:
-            await self._in_writer(self._write_batch, start, [item for item, _ in batch], state)
-        except (sqlite3.Error, OSError, IntegrityError) as exc:
-            self._failure = f"audit store write failed: {exc}"
+            appended = await self._in_writer(self._write_batch, [item for item, _ in batch])
+        except (StoreError, OSError, IntegrityError) as exc:
+            self._failure = f"audit store write failed: {_reason(exc)}"
             if isinstance(exc, IntegrityError):
                 self._fatal = self._failure
             _fail(batch, self._failure)
@@ -260,132 +297,175 @@ class AuditLog:
             _fail(batch, "audit writer stopped")  # nobody may wait forever on this batch
             raise
         finally:
+            self._in_flight = []
             self._batch_since = None
             self._stalled = False  # the write ended, one way or the other
-        self._state = state
+        self._size = max(self._size, appended.head.tree_size)
         self._failure = None
-        for offset, (_, future) in enumerate(batch):
-            if not future.done():
-                future.set_result(start + offset)
+        abandoned: list[tuple[int, PreparedRecord]] = []
+        for offset, (prepared, future) in enumerate(batch):
+            if future in self._abandoned:
+                self._abandoned.discard(future)
+                abandoned.append((appended.start + offset, prepared))
+            elif not future.done():
+                future.set_result(appended.start + offset)
+        for index, prepared in abandoned:
+            if prepared.kind != "completion" and prepared.request_id is not None:
+                self._enqueue_note(_answered_unavailable(index, prepared, self._clock()))
+
+    def _enqueue_note(self, record: dict[str, Any]) -> None:
+        """Queue a record the log writes of its own accord (nobody waits for it)."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_consume)
+        self._pending.append((prepare_record(record), future))
 
     async def _watch_stalls(self) -> None:
         """While a write takes longer than `write_timeout_seconds`, refuse new appends and
-        fail those queued behind it (none of them was written), so callers get a 503
-        instead of waiting on a stalled disk."""
+        fail the appenders of that write and those queued behind it, so callers get a
+        503 within the timeout instead of waiting on a lock, a stalled disk or a database
+        that is gone."""
+        timeout = self.settings.write_timeout_seconds
         while True:
-            await asyncio.sleep(min(0.25, self.settings.write_timeout_seconds))
+            await asyncio.sleep(min(0.05, timeout / 4))
             since = self._batch_since
-            if since is not None and time.monotonic() - since > self.settings.write_timeout_seconds:
+            if since is not None and time.monotonic() - since > timeout:
                 self._stalled = True
                 self._failure = "audit store writes are stalled"
+                for _, future in self._in_flight:
+                    if not future.done():
+                        self._abandoned.add(future)
+                        future.set_exception(AuditUnavailable(self._failure))
                 queued = list(self._pending)
                 self._pending.clear()
                 _fail(queued, self._failure)
 
-    def _write_batch(self, start: int, batch: list[PreparedRecord], state: CompactRange) -> None:
-        store = self._writable_store(start)
-        rows: list[tuple[PreparedRecord, bytes, bytes]] = []
-        nodes: list[tuple[int, int, bytes]] = []
-        for offset, prepared in enumerate(batch):
-            data = prepared.with_index(start + offset)
-            hash_ = leaf_hash(data)
-            rows.append((prepared, data, hash_))
-            for level, index, node in state.append(hash_):
-                if level % NODE_LEVEL_STRIDE == 0:
-                    nodes.append((level, index, node))
+    def _write_batch(self, batch: list[PreparedRecord]) -> Any:
+        store = self._writable_store()
         try:
-            store.append_batch(start, rows, nodes)
+            return store.append(batch_builder(batch))
         except BaseException:
             # Reopen on the next attempt: the connection may be in an unknown state.
             self._close("_writer")
             raise
 
-    def _writable_store(self, expected_size: int) -> AuditStore:
-        if self._writer is not None:
-            return self._writer
-        store = self._store_factory(self.settings.store, False)
-        try:
-            size = store.size()
-        except BaseException:
-            store.close()
-            raise
-        if size != expected_size:
-            store.close()
-            raise IntegrityError(f"store holds {size} records but the log expected {expected_size}")
-        self._writer = store
-        return store
+    def _writable_store(self) -> AuditStore:
+        if self._writer is None:
+            store = self._store_factory(self.settings.store, False)
+            try:
+                store.require_current()
+            except BaseException:
+                store.close()
+                raise
+            self._writer = store
+        return self._writer
 
     # -- checkpoints -------------------------------------------------------------
 
-    def _seconds_to_checkpoint(self) -> float | None:
-        if self._state.size == (self._latest.tree_size if self._latest else 0):
-            return None
-        due = self._last_signed_at + self.settings.checkpoint_every_seconds
+    def _seconds_to_checkpoint(self) -> float:
+        due = self._last_attempt + self.settings.checkpoint_every_seconds
         return max(0.0, due - time.monotonic())
 
     def _checkpoint_due(self) -> bool:
-        signed = self._latest.tree_size if self._latest else 0
-        if self._state.size == signed or self._fatal is not None:
+        if self._fatal is not None:
             return False
-        if self._state.size - signed >= self.settings.checkpoint_every_records:
+        if self._size - self._signed_size >= self.settings.checkpoint_every_records:
             return True
-        return time.monotonic() - self._last_signed_at >= self.settings.checkpoint_every_seconds
+        return time.monotonic() - self._last_attempt >= self.settings.checkpoint_every_seconds
 
-    async def _sign_checkpoint(self) -> None:
-        self._last_signed_at = time.monotonic()
-        try:
-            self._latest = await self._in_writer(
-                self._write_checkpoint, self._state.copy(), self._latest, self._clock()
+    async def _sign_checkpoint(self, *, final: bool = False) -> None:
+        """Ask the store to sign its committed head if a checkpoint is due fleet-wide (the
+        latest, by whichever process, is old enough or far enough behind), or at stop."""
+        assert self._signer is not None
+        self._last_attempt = time.monotonic()
+        every_us = int(self.settings.checkpoint_every_seconds * 1_000_000)
+        every_records = self.settings.checkpoint_every_records
+
+        def due(head: TreeHead, latest: StoredCheckpoint | None, now_us: int) -> bool:
+            if final or latest is None:
+                return True
+            return (
+                head.tree_size - latest.tree_size >= every_records
+                or now_us - latest.created_us >= every_us
             )
-        except (sqlite3.Error, OSError) as exc:
-            self._failure = f"audit checkpoint write failed: {exc}"
+
+        sign = checkpoint_signer(self._signer, self.settings.origin, due)
+        try:
+            latest = await self._in_writer(self._write_checkpoint, sign)
+        except (StoreError, OSError) as exc:
+            self._failure = f"audit checkpoint write failed: {_reason(exc)}"
+            return
         except (ProofError, IntegrityError) as exc:
             # Never sign a tree that does not extend what was signed before.
             self._fatal = f"audit log is inconsistent with its last checkpoint: {exc}"
+            return
+        if latest is not None:
+            self._signed_size = max(self._signed_size, latest.tree_size)
+            self._size = max(self._size, latest.tree_size)
 
-    def _write_checkpoint(
-        self, state: CompactRange, previous: StoredCheckpoint | None, now: float
-    ) -> StoredCheckpoint:
-        assert self._signer is not None
-        store = self._writable_store(state.size)
-        root = state.root()
-        if previous is not None:
-            proof = StoredTree(store).consistency_proof(previous.tree_size, state.size)
-            verify_consistency(previous.tree_size, state.size, proof, previous.root_hash, root)
-        text = format_checkpoint(Checkpoint(self.settings.origin, state.size, root))
-        checkpoint = StoredCheckpoint(state.size, root, self._signer.sign(text))
-        store.add_checkpoint(checkpoint, int(now * 1_000_000))
-        return checkpoint
+    def _write_checkpoint(self, sign: Any) -> StoredCheckpoint | None:
+        store = self._writable_store()
+        seen: list[StoredCheckpoint | None] = []
+
+        def observe(
+            head: TreeHead, latest: StoredCheckpoint | None, reader: Any
+        ) -> StoredCheckpoint | None:
+            made: StoredCheckpoint | None = sign(head, latest, reader)
+            seen.append(made or latest)
+            return made
+
+        try:
+            store.sign_checkpoint(observe)
+        except BaseException:
+            self._close("_writer")
+            raise
+        return seen[0] if seen else None
 
     # -- reading -----------------------------------------------------------------
+
+    async def latest_checkpoint(self) -> str | None:
+        """The latest signed checkpoint note in the store (by any process), or None."""
+        latest = await self._read(lambda store: store.latest_checkpoint())
+        return None if latest is None else latest.note
 
     async def query(
         self, filters: RecordFilter, after_index: int = -1, limit: int = 100
     ) -> list[tuple[int, bytes]]:
-        """`(index, canonical bytes)` of matching records after `after_index`, oldest first."""
+        """`(index, canonical bytes)` of matching records after `after_index`, oldest first.
+
+        Each row's query columns are checked against its bytes: a record whose columns
+        were altered raises IntegrityError naming its index rather than being misreported.
+        """
         if limit < 1:
             raise RecordError("limit must be at least 1")
-        return await self._read(lambda store: store.query(filters, after_index, limit))
+        rows: list[StoredRecord] = await self._read(
+            lambda store: store.query(filters, after_index, limit)
+        )
+        for row in rows:
+            check_fields(row)
+        return [(row.index, bytes(row.data)) for row in rows]
 
     async def record_with_proof(self, index: int) -> dict[str, Any]:
         """A record and its inclusion proof against the latest checkpoint, as a JSON object.
 
         Keys: `record` (base64 of the canonical bytes), `leaf_index`, `tree_size`,
-        `proof` (base64 hashes), `checkpoint` (the signed note). The proof is checked
-        against the checkpoint's root before it is returned.
+        `proof` (base64 hashes), `checkpoint` (the signed note). The checkpoint's
+        signature and the proof are checked before it is returned.
         """
-        latest = self._latest
-        if latest is None or not 0 <= index < latest.tree_size:
-            raise RecordError("record is not covered by a signed checkpoint yet")
+        assert self._signer is not None
+        verifier = self._signer.verifier
 
-        def build(store: AuditStore) -> tuple[bytes, list[bytes]]:
+        def build(store: AuditStore) -> tuple[StoredCheckpoint, bytes, list[bytes]]:
+            latest = store.latest_checkpoint()
+            if latest is None or not 0 <= index < latest.tree_size:
+                raise RecordError("record is not covered by a signed checkpoint yet")
             data = store.read_record(index)
             if data is None:
                 raise IntegrityError("is missing from the store", index=index)
-            return data, StoredTree(store).inclusion_proof(index, latest.tree_size)
+            return latest, data, StoredTree(store).inclusion_proof(index, latest.tree_size)
 
-        data, proof = await self._read(build)
-        verify_inclusion(index, latest.tree_size, leaf_hash(data), proof, latest.root_hash)
+        latest, data, proof = await self._read(build)
+        checkpoint = open_stored_checkpoint(latest, verifier)
+        verify_inclusion(index, latest.tree_size, leaf_hash(data), proof, checkpoint.root_hash)
         return {
             "record": base64.b64encode(data).decode(),
             "leaf_index": index,
@@ -396,10 +476,10 @@ class AuditLog:
 
     async def consistency_proof(self, first: int, second: int) -> list[bytes]:
         """The RFC 6962 proof that tree `second` extends tree `first` (0 < first <= second)."""
-        if not 0 < first <= second <= self._state.size:
-            raise RecordError("sizes must satisfy 0 < first <= second <= tree size")
 
         def build(store: AuditStore) -> tuple[list[bytes], bytes, bytes]:
+            if not 0 < first <= second <= store.head().tree_size:
+                raise RecordError("sizes must satisfy 0 < first <= second <= tree size")
             tree = StoredTree(store)
             return tree.consistency_proof(first, second), tree.root(first), tree.root(second)
 
@@ -420,15 +500,52 @@ class AuditLog:
         def call() -> T:
             if self._reader is None:
                 self._reader = self._store_factory(self.settings.store, True)
-            return function(self._reader)
+            try:
+                return function(self._reader)
+            except StoreError:
+                self._close("_reader")  # reconnect on the next read
+                raise
 
         try:
             return await asyncio.get_running_loop().run_in_executor(self._read_thread, call)
-        except (sqlite3.Error, OSError) as exc:
-            raise AuditUnavailable(f"audit store cannot be read: {exc}") from exc
+        except (StoreError, OSError) as exc:
+            raise AuditUnavailable(f"audit store cannot be read: {_reason(exc)}") from exc
 
 
 def _fail(batch: list[_Pending], reason: str) -> None:
     for _, future in batch:
         if not future.done():
             future.set_exception(AuditUnavailable(reason))
+
+
+def _consume(future: asyncio.Future[int]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: nobody else waits for a record the log wrote itself
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+
+
+def _answered_unavailable(index: int, prepared: PreparedRecord, now: float) -> dict[str, Any]:
+    """The completion of a request whose record committed only after the write timeout:
+    its caller was answered 503 and nothing was forwarded."""
+    from datetime import UTC, datetime
+
+    return {
+        "kind": "completion",
+        "time": format_time(datetime.fromtimestamp(now, UTC)),
+        "request_id": prepared.request_id,
+        "request_index": index,
+        "route": None,
+        "model": prepared.model,
+        "status": 503,
+        "upstream_status": None,
+        "error": "audit.write_timeout",
+        "usage": None,
+        "latency_us": None,
+        "upstream_latency_us": None,
+        "response_bytes": None,
+        "response_digest": None,
+        "stream": None,
+    }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.audit.errors import IntegrityError
-from gateway.audit.store import NODE_LEVEL_STRIDE, AuditStore
+from gateway.audit.stores.base import NODE_LEVEL_STRIDE, AuditStore
 from gateway.audit.tree import (
     build_proof,
     consistency_ranges,

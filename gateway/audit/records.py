@@ -19,13 +19,16 @@ from gateway.audit.errors import RecordError
 from gateway.audit.jcs import canonicalize_around
 
 __all__ = [
+    "FIELD_NAMES",
     "KINDS",
     "BodyDigest",
+    "Fields",
     "PreparedRecord",
     "RecordFilter",
     "format_time",
     "parse_time",
     "prepare_record",
+    "record_fields",
 ]
 
 KINDS = ("request", "completion", "auth_failure", "admin", "auditor", "policy_reload")
@@ -92,20 +95,71 @@ def parse_time(text: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+FIELD_NAMES = (
+    "time_us",
+    "kind",
+    "request_id",
+    "subject",
+    "organisation",
+    "model",
+    "decision",
+    "reason",
+)
+"""The query columns a store keeps beside each record, in order."""
+
+Fields = tuple[int, str, str | None, str | None, str | None, str | None, str | None, str | None]
+"""A record's query columns, in the order of FIELD_NAMES."""
+
+
+def record_fields(record: Mapping[str, Any]) -> Fields:
+    """The query columns of a record, derived from the record itself (built or parsed).
+
+    The one definition that writing and verifying share, so a stored column can always be
+    checked against the bytes it was derived from. Raises RecordError naming a field of
+    the wrong type.
+    """
+    principal = record.get("principal")
+    if principal is None:
+        principal = {}
+    elif type(principal) is not dict:
+        raise RecordError("record principal must be an object or null")
+    kind = record.get("kind")
+    if type(kind) is not str:
+        raise RecordError("record kind is missing")
+    time_text = record.get("time")
+    if type(time_text) is not str:
+        raise RecordError("record time is missing")
+    return (
+        parse_time(time_text),
+        kind,
+        _optional_string(record, "request_id"),
+        _optional_string(principal, "subject"),
+        _optional_string(principal, "organisation"),
+        _optional_string(record, "model"),
+        _optional_string(record, "decision"),
+        _optional_string(record, "reason"),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class PreparedRecord:
     """A record canonicalised around its future index, plus its query columns."""
 
     head: bytes
     tail: bytes
-    time_us: int
-    kind: str
-    request_id: str | None
-    subject: str | None
-    organisation: str | None
-    model: str | None
-    decision: str | None
-    reason: str | None
+    fields: Fields
+
+    @property
+    def kind(self) -> str:
+        return self.fields[1]
+
+    @property
+    def request_id(self) -> str | None:
+        return self.fields[2]
+
+    @property
+    def model(self) -> str | None:
+        return self.fields[5]
 
     def with_index(self, index: int) -> bytes:
         """The canonical record bytes with `"index": index` in its sorted place."""
@@ -125,30 +179,11 @@ def prepare_record(record: Mapping[str, Any]) -> PreparedRecord:
         raise RecordError("a record is a dict")
     if "index" in record:
         raise RecordError("the log assigns the index; a record must not carry one")
-    kind = record.get("kind")
-    if kind not in KINDS:
+    if record.get("kind") not in KINDS:
         raise RecordError("record kind is missing or unknown")
-    time_text = record.get("time")
-    if type(time_text) is not str:
-        raise RecordError("record time is missing")
-    principal = record.get("principal")
-    if principal is None:
-        principal = {}
-    elif type(principal) is not dict:
-        raise RecordError("record principal must be an object or null")
+    fields = record_fields(record)
     head, tail = canonicalize_around(record, "index")
-    return PreparedRecord(
-        head=head,
-        tail=tail,
-        time_us=parse_time(time_text),
-        kind=kind,
-        request_id=_optional_string(record, "request_id"),
-        subject=_optional_string(principal, "subject"),
-        organisation=_optional_string(principal, "organisation"),
-        model=_optional_string(record, "model"),
-        decision=_optional_string(record, "decision"),
-        reason=_optional_string(record, "reason"),
-    )
+    return PreparedRecord(head=head, tail=tail, fields=fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,5 +219,17 @@ class RecordFilter:
 
     def equalities(self) -> dict[str, str]:
         """The column = value conditions of this filter."""
-        names = ("kind", "request_id", "subject", "organisation", "model", "decision", "reason")
-        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+        return {
+            name: getattr(self, name) for name in FIELD_NAMES[1:] if getattr(self, name) is not None
+        }
+
+    def matches(self, fields: Fields) -> bool:
+        """Whether a record with these query columns passes the filter."""
+        since, until = self.bounds()
+        if since is not None and fields[0] < since:
+            return False
+        if until is not None and fields[0] > until:
+            return False
+        return all(
+            fields[FIELD_NAMES.index(name)] == value for name, value in self.equalities().items()
+        )

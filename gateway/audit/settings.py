@@ -7,6 +7,7 @@ from pathlib import Path
 
 from gateway.audit.errors import NoteError
 from gateway.audit.keys import load_hmac_key, load_signer
+from gateway.audit.stores import parse_location
 from gateway.config import Section
 
 __all__ = ["AuditSettings"]
@@ -16,10 +17,11 @@ __all__ = ["AuditSettings"]
 class AuditSettings:
     """Where the log lives, how it signs, and when it signs checkpoints.
 
+    `store` is a SQLite file path or a PostgreSQL URL (see `parse_location`).
     `origin` is the checkpoint origin and must equal the signing key's name.
     """
 
-    store: Path
+    store: Path | str
     origin: str
     signing_key: Path
     hmac_key: Path
@@ -44,7 +46,7 @@ class AuditSettings:
             "max_queued",
         )
         settings = cls(
-            store=section.path_value("store", must_exist=False),
+            store=_store(section),
             origin=section.string("origin"),
             signing_key=section.path_value("signing_key"),
             hmac_key=section.path_value("hmac_key"),
@@ -65,6 +67,14 @@ class AuditSettings:
         except (NoteError, OSError, UnicodeDecodeError) as exc:
             section.fail("hmac_key", f"not a usable HMAC key: {_describe(exc)}")
         return settings
+
+
+def _store(section: Section) -> Path | str:
+    text = section.string("store")
+    try:
+        return parse_location(text, section.base)
+    except ValueError as exc:
+        section.fail("store", str(exc))
 
 
 def _describe(exc: Exception) -> str:

@@ -50,7 +50,7 @@ async def test_sigkill_mid_run_loses_no_acknowledged_record(
     assert max(acknowledged) < size
     store = SQLiteAuditStore(settings.store, readonly=True)
     try:
-        present = {index for index, _, _ in store.iter_records()}
+        present = {row.index for row in store.iter_records()}
     finally:
         store.close()
     assert set(acknowledged) <= present

@@ -9,6 +9,8 @@ import contextlib
 import json
 import shutil
 import sqlite3
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from gateway.audit import (
 )
 from gateway.cli import main
 from gateway.demo.upstream import create_app
+from tests.conftest import ORDINARY_DAY
 from tests.e2e.audit_support import (
     CHAT,
     FULL_STORE,
@@ -37,7 +40,14 @@ from tests.e2e.crash_gateway import (
     gateway_process,
     load_until_killed,
 )
-from tests.harness import REPO, RunningGateway, gateway_settings
+from tests.harness import (
+    REPO,
+    Clock,
+    RunningGateway,
+    gateway_settings,
+    instant,
+    running_gateway,
+)
 from tests.servers import serve_asgi
 
 # -- every request becomes a record ----------------------------------------------------
@@ -217,27 +227,59 @@ async def test_nothing_is_served_while_the_store_cannot_write_and_service_resume
     assert (status, ready["audit"]) == (200, {"available": True, "reason": None})
 
 
-@pytest.mark.slow
-async def test_a_store_locked_by_another_writer_refuses_with_503_until_released(
-    gateway: RunningGateway,
+_HOLD_LOCK = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.read()
+db.execute("ROLLBACK")
+"""
+
+
+async def test_a_store_locked_by_another_process_refuses_within_the_write_timeout(
+    tmp_path: Path, pki: Path
 ) -> None:
-    alice = gateway.client("alice")
-    seen = len(gateway.upstream.log)
-    # Another process holding the write lock is a real write failure, even for root.
-    blocker = sqlite3.connect(gateway.audit_store, isolation_level=None)
-    try:
-        blocker.execute("BEGIN EXCLUSIVE")
-        response = await alice.post(CHAT, json=chat())  # waits out the store's busy timeout
-        assert response.status_code == 503
-        assert response.json()["error"]["code"] == "audit_unavailable"
-        status, ready = await _readiness(gateway)
-        assert (status, ready["audit"]["available"]) == (503, False)
-        assert "locked" in ready["audit"]["reason"]
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
-    assert len(gateway.upstream.log) == seen
-    assert (await alice.post(CHAT, json=chat())).status_code == 200
+    timeout = 0.5
+    async with running_gateway(
+        tmp_path,
+        pki,
+        clock=Clock(instant(ORDINARY_DAY)),
+        overrides={"audit_write_timeout_seconds": timeout},
+    ) as gateway:
+        alice = gateway.client("alice")
+        assert (await alice.post(CHAT, json=chat())).status_code == 200
+        seen = len(gateway.upstream.log)
+        holder = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _HOLD_LOCK,
+            str(gateway.audit_store),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert holder.stdout is not None
+            assert (await holder.stdout.readline()).strip() == b"locked"
+            for _ in range(3):
+                started = time.monotonic()
+                response = await alice.post(CHAT, json=chat())
+                elapsed = time.monotonic() - started
+                assert response.status_code == 503
+                assert response.json()["error"]["code"] == "audit_unavailable"
+                # The documented bound: write_timeout_seconds plus a 0.25 s margin.
+                assert elapsed < timeout + 0.25, elapsed
+            status, ready = await _readiness(gateway)
+            assert (status, ready["audit"]["available"]) == (503, False)
+            reason = ready["audit"]["reason"]
+            assert reason == "audit store writes are stalled" or "locked" in reason
+        finally:
+            assert holder.stdin is not None
+            holder.stdin.close()
+            await holder.wait()
+        assert len(gateway.upstream.log) == seen
+        await asyncio.sleep(timeout)
+        assert (await alice.post(CHAT, json=chat())).status_code == 200
 
 
 # -- a crash loses no record of a served request -----------------------------------------
@@ -275,12 +317,12 @@ async def test_a_gateway_killed_mid_load_keeps_the_record_of_every_served_reques
     assert code == 0, output
     reader = SQLiteAuditStore(store, readonly=True)
     try:
-        size = reader.size()
+        size = reader.head().tree_size
         latest = reader.latest_checkpoint()
         found = {
             request_id: [
-                json.loads(data)
-                for _, data in reader.query(RecordFilter(request_id=request_id), -1, 10)
+                json.loads(row.data)
+                for row in reader.query(RecordFilter(request_id=request_id), -1, 10)
             ]
             for request_id in answered
         }

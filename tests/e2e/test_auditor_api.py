@@ -50,8 +50,8 @@ async def test_the_auditor_gets_a_checkpoint_signed_over_the_stored_records(
     tree = CompactRange()
     reader = SQLiteAuditStore(gateway.audit_store, readonly=True)
     try:
-        for _, data, _ in itertools.islice(reader.iter_records(), checkpoint.tree_size):
-            tree.append(leaf_hash(bytes(data)))
+        for row in itertools.islice(reader.iter_records(), checkpoint.tree_size):
+            tree.append(leaf_hash(bytes(row.data)))
     finally:
         reader.close()
     assert tree.root() == checkpoint.root_hash
