@@ -113,6 +113,11 @@ def check_head(store: AuditStore, verifier: NoteVerifier) -> TreeHead:
     records after it. Raises IntegrityError on any disagreement; a full verification
     (`verify_store`) then names the damage precisely.
     """
+    with store.snapshot():
+        return _check_head(store, verifier)
+
+
+def _check_head(store: AuditStore, verifier: NoteVerifier) -> TreeHead:
     head = store.head()
     if head.tree_size > 0 and store.read_record(head.tree_size - 1) is None:
         raise IntegrityError("is missing", index=head.tree_size - 1)

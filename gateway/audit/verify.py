@@ -107,7 +107,23 @@ def verify_store(
     that was truncated or rewritten together with its own checkpoints. With it, or with
     `require_signed`, records not covered by a signed checkpoint are a failure.
     `check_canonical=False` skips the canonical-form check (but not the columns').
+    The whole pass reads one snapshot of the store, so it may run while gateways append.
     """
+    with store.snapshot():
+        return _verify_store(
+            store, verifier, trusted, check_canonical, require_signed, progress, progress_every
+        )
+
+
+def _verify_store(
+    store: AuditStore,
+    verifier: NoteVerifier,
+    trusted: str | None,
+    check_canonical: bool,
+    require_signed: bool,
+    progress: Callable[[int], None] | None,
+    progress_every: int,
+) -> VerifiedLog:
     expected: dict[int, Checkpoint] = {}
     for stored in store.checkpoints():
         try:

@@ -35,12 +35,12 @@ async def test_sigkill_mid_run_loses_no_acknowledged_record(
         while len(acknowledged) < 1500:
             line = process.stdout.readline()
             assert line, "writer exited early"
-            acknowledged.append(int(line))
+            acknowledged.append(int(line.split()[0]))
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
     # Lines printed before the kill but not yet read are acknowledged too.
-    acknowledged.extend(int(line) for line in process.stdout.read().split())
+    acknowledged.extend(int(line.split()[0]) for line in process.stdout.read().splitlines())
     process.stdout.close()
 
     log = AuditLog(settings)

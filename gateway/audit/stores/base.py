@@ -19,6 +19,7 @@ with its own connection. Database errors surface as `StoreError`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -137,6 +138,10 @@ class AuditStore(Protocol):
 
     def head(self) -> TreeHead:
         """The committed tree head."""
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        """Make the reads inside the block see one consistent state of the store, however
+        many processes append meanwhile (a read transaction)."""
 
     def sign_checkpoint(self, sign: CheckpointSigner) -> StoredCheckpoint | None:
         """Under the store's signer lock (one signer at a time across every process), call

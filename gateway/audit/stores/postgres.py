@@ -14,6 +14,7 @@ settings file, and never appear in a message.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -231,6 +232,19 @@ class PostgresAuditStore:
         if row is None:
             raise StoreError("the store has no tree head")
         return TreeHead.from_blob(int(row[0]), bytes(row[1]))
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        connection = self._connection
+        if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            yield  # already inside one
+            return
+        try:
+            with connection.transaction():
+                connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                yield
+        except psycopg.Error as exc:
+            raise StoreError(f"audit store cannot be read: {_what(exc)}") from exc
 
     def iter_records(self, start: int = 0) -> Iterator[StoredRecord]:
         position = start

@@ -275,6 +275,23 @@ class SQLiteAuditStore:
             raise StoreError("the store has no tree head")
         return TreeHead.from_blob(int(row[0]), bytes(row[1]))
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        connection = self._connection
+        if connection.in_transaction:
+            yield
+            return
+        try:
+            connection.execute("BEGIN")
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()  # pin it now
+        except sqlite3.Error as exc:
+            raise StoreError(f"audit store cannot be read: {exc}") from exc
+        try:
+            yield
+        finally:
+            if connection.in_transaction:
+                connection.execute("COMMIT")
+
     def iter_records(self, start: int = 0) -> Iterator[StoredRecord]:
         return self._rows(
             f"SELECT {_RECORD_COLUMNS} FROM records WHERE leaf_index >= ?"  # noqa: S608 - constant
