@@ -217,7 +217,7 @@ def test_store_locations_name_a_file_or_a_database(tmp_path: Path) -> None:
     url = "postgresql://gateway@db.internal:5432/audit"
     assert parse_location(url) == url
     for bad in ("mysql://x/y", "sqlite://", "sqlite:///"):
-        with pytest.raises(ValueError, match="sqlite|scheme"):
+        with pytest.raises(ValueError, match=r"sqlite|scheme"):
             parse_location(bad)
 
 

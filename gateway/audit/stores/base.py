@@ -23,7 +23,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from gateway.audit.errors import AuditError
+from gateway.audit.errors import AuditError, IntegrityError
 from gateway.audit.records import Fields, RecordFilter
 from gateway.audit.tree import HASH_SIZE, CompactRange
 
@@ -70,7 +70,7 @@ class TreeHead:
     def from_blob(cls, tree_size: int, blob: bytes) -> TreeHead:
         """Read a head as stored: the frontier hashes concatenated."""
         if len(blob) % HASH_SIZE or len(blob) // HASH_SIZE != bin(tree_size).count("1"):
-            raise StoreError("the stored tree head is malformed")
+            raise IntegrityError("the stored tree head is malformed")
         return cls(
             tree_size, tuple(blob[i : i + HASH_SIZE] for i in range(0, len(blob), HASH_SIZE))
         )
