@@ -34,6 +34,10 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level)
     from gateway.server import serve
 
+    if args.workers > 1:
+        from gateway.workers import Supervisor
+
+        return Supervisor(Path(args.config), settings, args.workers).run()
     try:
         serve(settings)
     except ConfigError as exc:  # found while building TLS or reading key files
@@ -44,6 +48,16 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"gateway: policy error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = commands.add_parser("serve", help="run the gateway")
     serve.add_argument("--config", required=True, help="the settings file (YAML)")
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="gateway processes sharing the listener and the audit store (default 1)",
+    )
     serve.set_defaults(func=_serve)
     register_policy(commands)
     register_audit(commands)

@@ -22,6 +22,7 @@ from gateway.proxy import request_id_from
 from gateway.records import request_record
 from gateway.responses import Receive, Scope, Send, error_body, model_not_found_message
 from gateway.state import Gateway
+from gateway.workers import worker_identity
 
 
 def _gateway(request: Request) -> Gateway:
@@ -183,6 +184,7 @@ async def readyz(request: Request) -> Response:
             "last_reload_failed": gateway.policies.last_error is not None,
         },
         "audit": {"available": audit_problem is None, "reason": audit_problem},
+        "worker": worker_identity(),
     }
     return JSONResponse(body, status_code=200 if audit_problem is None else 503)
 

@@ -67,12 +67,14 @@ class GatewayProcess:
 
 
 @contextlib.asynccontextmanager
-async def gateway_process(config: Path, port: int, pki: Path) -> AsyncIterator[GatewayProcess]:
-    """Start `gateway serve --config config` and wait until /healthz answers on `port`."""
+async def gateway_process(
+    config: Path, port: int, pki: Path, *extra: str
+) -> AsyncIterator[GatewayProcess]:
+    """Start `gateway serve --config config [extra...]`; wait until /healthz answers."""
     output = config.with_name(f"gateway-{port}.log")
     with output.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config)],
+            [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config), *extra],
             stdout=sink,
             stderr=subprocess.STDOUT,
             cwd=REPO,

@@ -1,0 +1,179 @@
+"""`gateway serve --workers N`: N gateway processes on one listening socket.
+
+The supervisor binds the socket, then starts each worker as a fresh interpreter (the
+`spawn` start method: no state shared but the socket) that loads the settings and
+serves on the inherited socket. Every worker appends to the one audit store (the store
+sequences them), has its own readiness and metrics, and signs a final checkpoint when
+it stops; the last to stop covers everything.
+
+- A worker that dies is logged (`worker.exited`, with its exit code) and replaced; one
+  that dies within `CRASH_WINDOW` seconds of starting waits before its replacement,
+  doubling up to `MAX_BACKOFF`, so a worker that cannot start does not spin.
+- SIGTERM or SIGINT stops every worker gracefully (SIGTERM to each, up to
+  `STOP_TIMEOUT` seconds, then SIGKILL) and exits 0 once all have stopped.
+- SIGHUP is passed to every worker (each reloads its policy).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from gateway.logs import configure_logging, get_logger
+from gateway.settings import Settings
+
+__all__ = ["Supervisor", "bind_socket", "worker_identity"]
+
+CRASH_WINDOW = 5.0
+MAX_BACKOFF = 30.0
+STOP_TIMEOUT = 20.0
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """The listening socket every worker accepts on."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _run_worker(config: str, sock: socket.socket, index: int, log_level: str) -> None:
+    """A worker process: load the settings and serve on the inherited socket."""
+    from gateway.server import serve
+    from gateway.settings import load_settings
+
+    os.environ["GATEWAY_WORKER"] = str(index)
+    configure_logging(log_level)
+    # The supervisor handles Ctrl-C in a terminal; a worker stops when the supervisor says.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    serve(load_settings(Path(config)), sock)
+
+
+@dataclass
+class _Worker:
+    index: int
+    process: BaseProcess
+    started: float
+    backoff: float = 0.0
+
+
+class Supervisor:
+    """Runs `workers` gateway processes for the settings file at `config`."""
+
+    def __init__(self, config: Path, settings: Settings, workers: int) -> None:
+        self.config = config
+        self.settings = settings
+        self.count = workers
+        self.logger = get_logger().bind(role="supervisor")
+        self._context = multiprocessing.get_context("spawn")
+        self._stopping = False
+        self._reload = False
+        self._workers: dict[int, _Worker] = {}
+        self._waiting: dict[int, tuple[float, float]] = {}  # index -> (start at, backoff)
+
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT; returns the exit status."""
+        sock = bind_socket(self.settings.host, self.settings.port)
+        previous = {
+            number: signal.signal(number, self._on_signal)
+            for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        }
+        try:
+            for index in range(self.count):
+                self._start(index, sock, 0.0)
+            self.logger.info(
+                "supervisor.started",
+                workers=self.count,
+                host=self.settings.host,
+                port=sock.getsockname()[1],
+            )
+            while not self._stopping:
+                self._tend(sock)
+                time.sleep(0.2)
+            return self._stop_all()
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+            sock.close()
+
+    def _on_signal(self, number: int, frame: FrameType | None) -> None:
+        if number == signal.SIGHUP:
+            self._reload = True
+        else:
+            self._stopping = True
+
+    def _start(self, index: int, sock: socket.socket, backoff: float) -> None:
+        process = self._context.Process(
+            target=_run_worker,
+            args=(str(self.config), sock, index, self.settings.log_level),
+            name=f"gateway-worker-{index}",
+        )
+        process.start()
+        self._workers[index] = _Worker(index, process, time.monotonic(), backoff)
+        self.logger.info("worker.started", worker=index, pid=process.pid)
+
+    def _tend(self, sock: socket.socket) -> None:
+        if self._reload:
+            self._reload = False
+            for worker in self._workers.values():
+                if worker.process.pid is not None and worker.process.is_alive():
+                    os.kill(worker.process.pid, signal.SIGHUP)
+        now = time.monotonic()
+        for index, worker in list(self._workers.items()):
+            if worker.process.is_alive():
+                continue
+            worker.process.join()
+            lived = now - worker.started
+            backoff = (
+                min(MAX_BACKOFF, max(1.0, worker.backoff * 2)) if lived < CRASH_WINDOW else 0.0
+            )
+            self.logger.error(
+                "worker.exited",
+                worker=index,
+                pid=worker.process.pid,
+                exit_code=worker.process.exitcode,
+                lived_seconds=round(lived, 1),
+                restart_in_seconds=backoff,
+            )
+            del self._workers[index]
+            self._waiting[index] = (now + backoff, backoff)
+        for index, (start_at, backoff) in list(self._waiting.items()):
+            if now >= start_at:
+                del self._waiting[index]
+                self._start(index, sock, backoff)
+
+    def _stop_all(self) -> int:
+        self.logger.info("supervisor.stopping", workers=len(self._workers))
+        for worker in self._workers.values():
+            if worker.process.is_alive():
+                worker.process.terminate()
+        deadline = time.monotonic() + STOP_TIMEOUT
+        status = 0
+        for worker in self._workers.values():
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                self.logger.error("worker.stop_timeout", worker=worker.index)
+                worker.process.kill()
+                worker.process.join()
+                status = 1
+            elif worker.process.exitcode not in (0, None):
+                status = 1
+        self.logger.info("supervisor.stopped", status=status)
+        return status
+
+
+def worker_identity() -> dict[str, Any]:
+    """Which worker this process is (for /readyz and metrics): index and pid."""
+    index = os.environ.get("GATEWAY_WORKER")
+    return {"index": int(index) if index is not None else 0, "pid": os.getpid()}
