@@ -13,6 +13,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -57,9 +58,14 @@ class PostgresServer:
     server runs as the `postgres` user, which owns the folder.
     """
 
-    def __init__(self, folder: Path, host: str = "127.0.0.1", port: int | None = None) -> None:
-        self.folder = folder
-        self.data = folder / "data"
+    def __init__(
+        self, folder: Path | None = None, host: str = "127.0.0.1", port: int | None = None
+    ) -> None:
+        # A folder of its own under /tmp: the server's user must be able to reach it, which
+        # it cannot below pytest's private temporary folders.
+        self._own_folder = folder is None
+        self.folder = folder or Path(tempfile.mkdtemp(prefix="gateway-pg-"))
+        self.data = self.folder / "data"
         self.host = host
         self.port = port or _free_port(host)
         self._user = "postgres" if os.geteuid() == 0 else None
@@ -106,6 +112,8 @@ class PostgresServer:
     def __exit__(self, *exc: object) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):
             self.stop("immediate")
+        if self._own_folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _free_port(host: str) -> int:

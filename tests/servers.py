@@ -42,12 +42,16 @@ class _Server(uvicorn.Server):
 
 @contextlib.asynccontextmanager
 async def serve_asgi(
-    app: Any, *, ssl: ssl_module.SSLContext | None = None, http: Any = None
+    app: Any,
+    *,
+    ssl: ssl_module.SSLContext | None = None,
+    http: Any = None,
+    host: str = "127.0.0.1",
 ) -> AsyncIterator[str]:
-    """Serve `app` on 127.0.0.1:<ephemeral port>; yields the base URL (no trailing slash)."""
+    """Serve `app` on `host`:<ephemeral port>; yields the base URL (no trailing slash)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind((host, 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app,
@@ -69,7 +73,7 @@ async def serve_asgi(
                     task.result()  # re-raises the startup error, if there was one
                     raise RuntimeError("the test server stopped before it started")
                 await asyncio.sleep(0.005)
-        yield f"{'https' if ssl is not None else 'http'}://127.0.0.1:{port}"
+        yield f"{'https' if ssl is not None else 'http'}://{host}:{port}"
     finally:
         if not task.done():
             await _stop(server, task)
