@@ -58,7 +58,7 @@ def forwarding(env):  # type: ignore[no-untyped-def]
     process = env.spawn("forwarding", argv, cpu=env.sut_cpu)
     try:
         env.wait_for_port(port, process)
-        yield Endpoint(f"http://127.0.0.1:{port}")
+        yield Endpoint(f"http://127.0.0.1:{port}", pid=process.pid)
     finally:
         env.stop(process)
 
@@ -136,7 +136,11 @@ def gateway(env) -> Iterator[object]:  # type: ignore[no-untyped-def]
     try:
         env.wait_for_port(jwks_port, jwks)
         env.wait_for_port(port, process)
-        yield Endpoint(f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"})
+        yield Endpoint(
+            f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {token}"},
+            pid=process.pid,
+        )
     finally:
         env.stop(process)
         env.stop(jwks)

@@ -55,10 +55,32 @@ class TargetUnavailable(Exception):
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where a target listens, and the headers every request to it must carry."""
+    """Where a target listens, the headers every request to it must carry, and the process
+    whose CPU time (with its threads and child processes) the requests cost."""
 
     base_url: str
     headers: Mapping[str, str] = field(default_factory=dict)
+    pid: int | None = None
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of `pid`, its threads and its live descendants, in seconds."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+            for task in Path(f"/proc/{current}/task").iterdir():
+                children = (task / "children").read_text().split()
+                pending.extend(int(child) for child in children)
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
 
 
 @dataclass(frozen=True)
@@ -152,7 +174,7 @@ def passthrough(env: BenchEnvironment) -> Iterator[Endpoint]:
     process = env.spawn("passthrough", argv, cpu=env.sut_cpu)
     try:
         env.wait_for_port(port, process)
-        yield Endpoint(f"http://127.0.0.1:{port}")
+        yield Endpoint(f"http://127.0.0.1:{port}", pid=process.pid)
     finally:
         env.stop(process)
 
@@ -183,7 +205,7 @@ def nginx(env: BenchEnvironment) -> Iterator[Endpoint]:
     process = env.spawn("nginx", [*argv, "-g", "daemon off;"], cpu=env.sut_cpu)
     try:
         env.wait_for_port(port, process)
-        yield Endpoint(f"http://127.0.0.1:{port}")
+        yield Endpoint(f"http://127.0.0.1:{port}", pid=process.pid)
     finally:
         env.stop(process)
 
@@ -321,9 +343,16 @@ def measure(
     url = endpoint.base_url + workload.path
     if options.warmup > 0:
         run_wrk(env, url, script, connections, options.warmup)
-    result.runs = [
-        run_wrk(env, url, script, connections, options.duration) for _ in range(options.runs)
-    ]
+    result.runs = []
+    for _ in range(options.runs):
+        before = cpu_seconds(endpoint.pid) if endpoint.pid is not None else None
+        run = run_wrk(env, url, script, connections, options.duration)
+        if before is not None and endpoint.pid is not None and run["requests"]:
+            used = cpu_seconds(endpoint.pid) - before
+            run["cpu_us_per_request"] = used / run["requests"] * 1e6
+        result.runs.append(run)
+    cpu = [r["cpu_us_per_request"] for r in result.runs if "cpu_us_per_request" in r]
+    result.cpu_us_per_request = statistics.median(cpu) if cpu else None
     result.requests_per_second = statistics.median(r["requests_per_second"] for r in result.runs)
     result.p50_ms = statistics.median(r["p50_ms"] for r in result.runs)
     result.p99_ms = statistics.median(r["p99_ms"] for r in result.runs)

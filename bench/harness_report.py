@@ -20,6 +20,7 @@ class Measurement:
     requests_per_second: float | None = None
     p50_ms: float | None = None
     p99_ms: float | None = None
+    cpu_us_per_request: float | None = None
     errors: int = 0
     runs: list[dict[str, float]] = field(default_factory=list)
     note: str = ""
@@ -51,7 +52,7 @@ def _number(value: float | None, digits: int) -> str:
 
 def throughput_table(results: list[Measurement], connections: int) -> list[str]:
     header = f"{'target':<22} {'workload':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
-    lines = [header + f" {'vs passthrough':>14} {'vs direct':>10} {'errors':>7}"]
+    lines = [header + f" {'vs passthrough':>14} {'vs direct':>10} {'CPU us/req':>10} {'errors':>7}"]
     for r in results:
         if r.connections != connections:
             continue
@@ -64,7 +65,8 @@ def throughput_table(results: list[Measurement], connections: int) -> list[str]:
             f"{r.target:<22} {r.workload:<10} {r.requests_per_second:>9.0f}"
             f" {_number(r.p50_ms, 2):>8} {_number(r.p99_ms, 2):>8}"
             f" {_ratio(r.requests_per_second, passthrough_row):>14}"
-            f" {_ratio(r.requests_per_second, direct_row):>10} {r.errors:>7}"
+            f" {_ratio(r.requests_per_second, direct_row):>10}"
+            f" {_number(r.cpu_us_per_request, 0):>10} {r.errors:>7}"
         )
     return lines
 
