@@ -65,6 +65,39 @@ def forwarding(env):  # type: ignore[no-untyped-def]
 
 @contextlib.contextmanager
 def gateway(env) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """The full pipeline, one worker, SQLite store, pinned to the system-under-test core."""
+    with _gateway(env, store=None, workers=1) as endpoint:
+        yield endpoint
+
+
+@contextlib.contextmanager
+def gateway_postgres(env) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """The full pipeline with the audit log in PostgreSQL (a private schema of the local
+    server, GATEWAY_BENCH_POSTGRES), one worker, pinned like the others."""
+    from bench_stores import _drop, _postgres_store
+    from harness import TargetUnavailable
+
+    try:
+        url, _ = _postgres_store()
+    except Exception as exc:
+        raise TargetUnavailable(f"no PostgreSQL server ({type(exc).__name__})") from exc
+    try:
+        with _gateway(env, store=url, workers=1) as endpoint:
+            yield endpoint
+    finally:
+        _drop(url)
+
+
+@contextlib.contextmanager
+def gateway_2_workers(env) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """`gateway serve --workers 2`, not pinned: with two cores, the workers share them
+    with the upstream and the load generator (see docs/BENCHMARKS.md)."""
+    with _gateway(env, store=None, workers=2) as endpoint:
+        yield endpoint
+
+
+@contextlib.contextmanager
+def _gateway(env, store: str | None, workers: int) -> Iterator[object]:  # type: ignore[no-untyped-def]
     from harness import Endpoint, free_port
 
     work = env.workdir / "gateway"
@@ -118,7 +151,7 @@ def gateway(env) -> Iterator[object]:  # type: ignore[no-untyped-def]
         "models": [{"id": "demo-model", "upstream": "demo"}],
         "policy": {"directory": str(policies), "watch": False},
         "audit": {
-            "store": str(work / "audit.db"),
+            "store": store or str(work / "audit.db"),
             "origin": ORIGIN,
             "signing_key": str(work / "audit-signing.key"),
             "hmac_key": str(work / "audit-hmac.key"),
@@ -130,8 +163,17 @@ def gateway(env) -> Iterator[object]:  # type: ignore[no-untyped-def]
     jwks = _jwks_server(env, work / "jwks", jwks_port)
     process = env.spawn(
         "gateway",
-        [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config)],
-        cpu=env.sut_cpu,
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "serve",
+            "--config",
+            str(config),
+            "--workers",
+            str(workers),
+        ],
+        cpu=env.sut_cpu if workers == 1 else None,
     )
     try:
         env.wait_for_port(jwks_port, jwks)

@@ -233,9 +233,14 @@ Target = Callable[[BenchEnvironment], contextlib.AbstractContextManager[Endpoint
 # Raise TargetUnavailable(reason) if it cannot run; the table then shows the reason.
 def gateway_targets() -> dict[str, Target]:
     """The gateway configurations under test, by name (shown in the table in this order)."""
-    from gateway_targets import forwarding, gateway
+    from gateway_targets import forwarding, gateway, gateway_2_workers, gateway_postgres
 
-    return {"forwarding": forwarding, "gateway": gateway}
+    return {
+        "forwarding": forwarding,
+        "gateway": gateway,
+        "gateway-postgres": gateway_postgres,
+        "gateway-2-workers": gateway_2_workers,
+    }
 
 
 def registry() -> dict[str, Target]:
