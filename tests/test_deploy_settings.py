@@ -49,3 +49,29 @@ def test_a_typo_in_a_key_names_the_file_and_key(pki: Path, tmp_path: Path) -> No
     with pytest.raises(ConfigError) as caught:
         load("gateway.yaml", {"../certs/dev": str(pki), "max_body_bytes": "max_body_byte"})
     assert str(caught.value).startswith("gateway.yaml: limits.max_body_byte: unknown key")
+
+
+def test_the_fleet_settings_parse_and_name_one_postgresql_log(pki: Path) -> None:
+    (pki / "upstream.key").touch()
+    settings = load(
+        "fleet/gateway.yaml",
+        {"/etc/gateway/certs": str(pki), "/etc/gateway/policies": str(REPO / "policies")},
+    )
+    assert settings.audit.store == "postgresql://gateway@database:5432/audit"
+    forwarded = settings.identity.forwarded_certificate
+    assert forwarded is not None
+    assert forwarded.format == "pem-urlencoded"
+    assert [str(n) for n in forwarded.trusted_proxies] == ["172.28.0.10/32"]
+
+
+def test_the_fleet_compose_file_passes_no_secret_and_keeps_durability_on() -> None:
+    compose = yaml.safe_load((REPO / "deploy" / "fleet" / "compose.yaml").read_text())
+    database = compose["services"]["database"]
+    assert "synchronous_commit=on" in database["command"]
+    assert "fsync=on" in database["command"]
+    for service in compose["services"].values():
+        for name, value in (service.get("environment") or {}).items():
+            if "PASSWORD" in name:
+                assert str(value).startswith("${"), "secrets come from the environment only"
+    nginx = (REPO / "deploy" / "fleet" / "nginx.conf").read_text()
+    assert "proxy_set_header X-Client-Cert $ssl_client_escaped_cert;" in nginx
