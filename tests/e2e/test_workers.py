@@ -4,6 +4,7 @@ crashed worker replaced, and a clean stop that leaves every record signed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -20,17 +21,47 @@ from tests.harness import REPO, gateway_settings
 from tests.servers import serve_asgi
 
 
-async def _worker_pids(base_url: str, pki: Path, tries: int = 60) -> set[int]:
-    """The pids that answer /readyz over fresh connections (each may land on any worker)."""
-    pids: set[int] = set()
-    for _ in range(tries):
-        async with httpx.AsyncClient(
-            base_url=base_url, verify=client_context(pki, None), timeout=5
-        ) as client:
-            response = await client.get("/readyz")
-            assert response.status_code == 200, response.text
-            pids.add(response.json()["worker"]["pid"])
-    return pids
+def _children(pid: int) -> set[int]:
+    """The supervisor's worker processes (not multiprocessing's resource tracker)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            with contextlib.suppress(OSError):
+                if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.add(int(child))
+    return found
+
+
+async def _served_by(base_url: str, pki: Path) -> int:
+    """The pid of the worker that answers /readyz on a fresh connection."""
+    async with httpx.AsyncClient(
+        base_url=base_url, verify=client_context(pki, None), timeout=10
+    ) as client:
+        response = await client.get("/readyz")
+        assert response.status_code == 200, response.text
+        pid: int = response.json()["worker"]["pid"]
+        return pid
+
+
+async def _workers(process_pid: int, count: int) -> set[int]:
+    """The supervisor's worker processes, once there are `count` of them."""
+    async with asyncio.timeout(30):
+        while len(children := _children(process_pid)) != count:
+            await asyncio.sleep(0.1)
+    return children
+
+
+async def _each_serves(base_url: str, pki: Path, workers: set[int]) -> None:
+    """Stop all workers but one in turn: the one left must take every connection."""
+    for serving in workers:
+        others = workers - {serving}
+        for pid in others:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            assert {await _served_by(base_url, pki) for _ in range(3)} == {serving}
+        finally:
+            for pid in others:
+                os.kill(pid, signal.SIGCONT)
 
 
 @pytest.mark.slow
@@ -42,8 +73,8 @@ async def test_workers_share_the_listener_replace_a_crash_and_sign_at_stop(
         port = free_port()
         config = gateway_settings(tmp_path, pki, tmp_path / "policies", upstream, port=port)
         async with gateway_process(config, port, pki, "--workers", "2") as running:
-            first = await _worker_pids(running.base_url, pki)
-            assert len(first) == 2
+            first = await _workers(running.process.pid, 2)
+            await _each_serves(running.base_url, pki, first)
             async with httpx.AsyncClient(
                 base_url=running.base_url, verify=client_context(pki, "alice"), timeout=10
             ) as alice:
@@ -51,10 +82,17 @@ async def test_workers_share_the_listener_replace_a_crash_and_sign_at_stop(
                 assert {response.status_code for response in answers} == {200}
                 crashed = min(first)
                 os.kill(crashed, signal.SIGKILL)
-                async with asyncio.timeout(20):
+                async with asyncio.timeout(30):
                     while True:
-                        now = await _worker_pids(running.base_url, pki, tries=10)
+                        now = _children(running.process.pid)
                         if crashed not in now and len(now) == 2:
+                            break
+                        await asyncio.sleep(0.2)
+                replaced = await _workers(running.process.pid, 2)
+                async with asyncio.timeout(30):
+                    while True:  # the replacement serves once its gateway has started
+                        with contextlib.suppress(AssertionError, httpx.TransportError):
+                            await _each_serves(running.base_url, pki, replaced)
                             break
                         await asyncio.sleep(0.2)
                 again = await alice.post(CHAT, json=chat())
