@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import binascii
 import json
 import sqlite3
 import sys
@@ -17,15 +16,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from gateway.arguments import instant, positive_integer
+from gateway.audit.cli_inputs import TIMES, note_text, readable_store, store_argument
+from gateway.audit.cli_proofs import register_proof_commands
 from gateway.audit.errors import AuditError, IntegrityError, NoteError, ProofError, RecordError
 from gateway.audit.keys import generate_keys, load_verifier
-from gateway.audit.note import open_checkpoint, parse_checkpoint
+from gateway.audit.note import parse_checkpoint
 from gateway.audit.ocsf import to_ocsf
-from gateway.audit.proofs import StoredTree
-from gateway.audit.records import RecordFilter
+from gateway.audit.records import DECISIONS, KINDS, RecordFilter, format_time
 from gateway.audit.store import SQLiteAuditStore
-from gateway.audit.tree import leaf_hash, verify_consistency, verify_inclusion
-from gateway.audit.verify import check_record, verify_store
+from gateway.audit.verify import verify_store
 
 __all__ = ["register"]
 
@@ -34,55 +34,84 @@ _OK, _FAILED, _BAD_INPUT = 0, 1, 2
 
 def register(subparsers: Any) -> None:
     """Add the `audit` and `keys` command groups to an argparse sub-parser collection."""
-    audit = subparsers.add_parser("audit", help="verify, query and prove the audit log")
-    commands = audit.add_subparsers(dest="audit_command", required=True)
+    audit = subparsers.add_parser(
+        "audit",
+        help="verify, query and prove the audit log",
+        description="Read, verify and prove the audit log offline (docs/audit.md). "
+        "Exit status: 0 success, 1 verification failed, 2 bad input.",
+    )
+    commands = audit.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
 
     verify = commands.add_parser("verify", help="verify every record and checkpoint")
-    verify.add_argument("--store", type=Path, required=True)
-    verify.add_argument("--key", type=Path, required=True, help="verifier key file")
-    verify.add_argument("--trusted-checkpoint", type=Path, help="a checkpoint kept earlier")
+    verify.add_argument("--store", type=Path, required=True, help="the audit store (SQLite)")
+    verify.add_argument(
+        "--key", type=Path, required=True, help="the verifier key file (audit-signing.pub)"
+    )
+    verify.add_argument(
+        "--trusted-checkpoint",
+        type=Path,
+        help="a signed checkpoint kept earlier: the log must still contain and extend it",
+    )
     verify.set_defaults(func=_guarded(_verify))
 
-    query = commands.add_parser("query", help="print matching records as JSON lines")
-    query.add_argument("--store", type=Path, required=True)
-    for name in ("since", "until", "subject", "organisation", "model", "reason", "kind"):
-        query.add_argument(f"--{name}")
-    query.add_argument("--request-id", dest="request_id")
-    query.add_argument("--decision", choices=("allow", "deny"))
-    query.add_argument("--limit", type=int, default=1000)
+    query = commands.add_parser(
+        "query",
+        help="print matching records as JSON lines",
+        description="Print the records that match every filter given, oldest first, one "
+        "JSON record per line.",
+    )
+    store_argument(query)
+    query.add_argument(
+        "--since", type=instant(), metavar="TIME", help=f"records at or after TIME: {TIMES}"
+    )
+    query.add_argument(
+        "--until", type=instant(), metavar="TIME", help="records at or before TIME (as --since)"
+    )
+    query.add_argument("--kind", choices=KINDS, help="records of this kind only")
+    query.add_argument("--decision", choices=DECISIONS, help="allowed or denied only")
+    query.add_argument("--request-id", dest="request_id", help="records of this request id")
+    query.add_argument("--subject", help="records of this caller (the principal's subject)")
+    query.add_argument("--organisation", help="records of this (trusted) organisation")
+    query.add_argument("--model", help="records naming this public model id")
+    query.add_argument("--reason", help="records with this reason code, e.g. nationality.denied")
+    query.add_argument(
+        "--limit",
+        type=positive_integer,
+        default=1000,
+        metavar="N",
+        help="print at most N records (default: 1000)",
+    )
     query.set_defaults(func=_guarded(_query))
 
-    prove = commands.add_parser("prove", help="an inclusion proof bundle for one record")
-    prove.add_argument("--store", type=Path, required=True)
-    prove.add_argument("--index", type=int, required=True)
-    prove.add_argument("--out", type=Path)
-    prove.set_defaults(func=_guarded(_prove))
-
-    check = commands.add_parser("check-proof", help="verify a proof bundle offline")
-    check.add_argument("--bundle", type=Path, required=True)
-    check.add_argument("--key", type=Path, required=True)
-    check.set_defaults(func=_guarded(_check_proof))
-
-    consistency = commands.add_parser("consistency", help="prove the log extends an old checkpoint")
-    consistency.add_argument("--store", type=Path, required=True)
-    consistency.add_argument("--old", type=Path, required=True)
-    consistency.add_argument("--key", type=Path)
-    consistency.set_defaults(func=_guarded(_consistency))
+    register_proof_commands(commands, _guarded)
 
     checkpoint = commands.add_parser("checkpoint", help="print the latest signed checkpoint")
-    checkpoint.add_argument("--store", type=Path, required=True)
+    store_argument(checkpoint)
     checkpoint.set_defaults(func=_guarded(_checkpoint))
 
     export = commands.add_parser("export", help="export records as JSON lines or OCSF")
-    export.add_argument("--store", type=Path, required=True)
-    export.add_argument("--format", choices=("jsonl", "ocsf"), default="jsonl")
+    store_argument(export)
+    export.add_argument(
+        "--format",
+        choices=("jsonl", "ocsf"),
+        default="jsonl",
+        help="jsonl: the stored records; ocsf: OCSF API Activity events (default: jsonl)",
+    )
     export.set_defaults(func=_guarded(_export))
 
     keys = subparsers.add_parser("keys", help="generate audit keys")
-    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
     generate = key_commands.add_parser("generate", help="write new audit signing and HMAC keys")
-    generate.add_argument("--out", type=Path, required=True)
-    generate.add_argument("--name", required=True, help="key name and checkpoint origin")
+    generate.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="folder for audit-signing.key, audit-signing.pub and audit-hmac.key",
+    )
+    generate.add_argument(
+        "--name", required=True, help="key name and checkpoint origin, e.g. gateway.example/audit"
+    )
     generate.set_defaults(func=_guarded(_generate))
 
 
@@ -92,6 +121,8 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args)
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): `gateway.cli.main` ends quietly
         except (IntegrityError, ProofError) as exc:
             print(f"FAILED: {exc}", file=sys.stderr)
             return _FAILED
@@ -135,8 +166,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _query(args: argparse.Namespace) -> int:
     record_filter = RecordFilter(
-        since=args.since,
-        until=args.until,
+        since=format_time(args.since) if args.since is not None else None,
+        until=format_time(args.until) if args.until is not None else None,
         kind=args.kind,
         request_id=args.request_id,
         subject=args.subject,
@@ -145,11 +176,14 @@ def _query(args: argparse.Namespace) -> int:
         decision=args.decision,
         reason=args.reason,
     )
-    if args.limit < 1:
-        raise RecordError("--limit must be at least 1")
+    if args.since is not None and args.until is not None and args.since > args.until:
+        raise RecordError(
+            f"--since ({record_filter.since}) is after --until ({record_filter.until}): "
+            "no record could match"
+        )
     after, remaining = -1, args.limit
     out = sys.stdout
-    with _open_store(args.store) as store:
+    with readable_store(args.store) as store:
         while remaining > 0:
             rows = store.query(record_filter, after, min(remaining, 10_000))
             if not rows:
@@ -158,105 +192,29 @@ def _query(args: argparse.Namespace) -> int:
                 out.write(data.decode("utf-8") + "\n")
                 after = index
             remaining -= len(rows)
+        more = remaining == 0 and bool(store.query(record_filter, after, 1))
+    # Records go to stdout; what is not a record goes to stderr, so pipes stay clean.
+    if remaining == args.limit:
+        print("no records match", file=sys.stderr)
+    elif more:
+        print(f"stopped at --limit {args.limit}; more records match", file=sys.stderr)
     return _OK
-
-
-def _prove(args: argparse.Namespace) -> int:
-    with _open_store(args.store) as store:
-        latest = store.latest_checkpoint()
-        if latest is None or not 0 <= args.index < latest.tree_size:
-            raise RecordError("record is not covered by a signed checkpoint")
-        data = store.read_record(args.index)
-        if data is None:
-            raise IntegrityError("is missing from the store", index=args.index)
-        proof = StoredTree(store).inclusion_proof(args.index, latest.tree_size)
-    verify_inclusion(args.index, latest.tree_size, leaf_hash(data), proof, latest.root_hash)
-    bundle = {
-        "record": base64.b64encode(data).decode(),
-        "leaf_index": args.index,
-        "tree_size": latest.tree_size,
-        "proof": [base64.b64encode(hash_).decode() for hash_ in proof],
-        "checkpoint": latest.note,
-    }
-    text = json.dumps(bundle, indent=2) + "\n"
-    if args.out:
-        args.out.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
-    return _OK
-
-
-def _check_proof(args: argparse.Namespace) -> int:
-    verifier = load_verifier(args.key)
-    try:
-        bundle = json.loads(args.bundle.read_text(encoding="utf-8"))
-        data = base64.b64decode(bundle["record"], validate=True)
-        index = bundle["leaf_index"]
-        tree_size = bundle["tree_size"]
-        proof = [base64.b64decode(item, validate=True) for item in bundle["proof"]]
-        note = bundle["checkpoint"]
-        if type(index) is not int or type(tree_size) is not int or not isinstance(note, str):
-            raise TypeError("bundle fields have the wrong types")
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
-        raise RecordError("proof bundle is malformed") from exc
-    checkpoint = open_checkpoint(note, verifier)
-    if checkpoint.tree_size != tree_size:
-        raise ProofError("bundle tree size differs from its checkpoint")
-    check_record(data, index)
-    verify_inclusion(index, tree_size, leaf_hash(data), proof, checkpoint.root_hash)
-    print(f"OK: record {index} is in the tree of size {tree_size} signed by {verifier.name}")
-    return _OK
-
-
-def _consistency(args: argparse.Namespace) -> int:
-    old_note = args.old.read_text(encoding="utf-8")
-    verifier = load_verifier(args.key) if args.key else None
-    with _open_store(args.store) as store:
-        latest = store.latest_checkpoint()
-        if latest is None:
-            raise RecordError("the store has no checkpoint")
-        if verifier is not None:
-            old = open_checkpoint(old_note, verifier)
-            new = open_checkpoint(latest.note, verifier)
-        else:
-            old = parse_checkpoint(_note_text(old_note))
-            new = parse_checkpoint(_note_text(latest.note))
-        if old.tree_size > new.tree_size:
-            raise IntegrityError(
-                f"is missing; the old checkpoint at size {old.tree_size} covers it (log truncated)",
-                index=new.tree_size,
-            )
-        proof = StoredTree(store).consistency_proof(old.tree_size, new.tree_size)
-    verify_consistency(old.tree_size, new.tree_size, proof, old.root_hash, new.root_hash)
-    result = {
-        "old_size": old.tree_size,
-        "new_size": new.tree_size,
-        "proof": [base64.b64encode(hash_).decode() for hash_ in proof],
-        "checkpoint": latest.note,
-    }
-    print(json.dumps(result, indent=2))
-    return _OK
-
-
-def _note_text(note: str) -> str:
-    split = note.rfind("\n\n")
-    return note if split < 0 else note[: split + 1]
 
 
 def _checkpoint(args: argparse.Namespace) -> int:
-    with _open_store(args.store) as store:
+    with readable_store(args.store) as store:
         latest = store.latest_checkpoint()
     if latest is None:
-        raise RecordError("the store has no checkpoint")
+        raise RecordError("the store has no signed checkpoint yet")
     sys.stdout.write(latest.note)
     return _OK
 
 
 def _export(args: argparse.Namespace) -> int:
     out = sys.stdout
-    with _open_store(args.store) as store:
+    with readable_store(args.store) as store:
         latest = store.latest_checkpoint()
-        origin = parse_checkpoint(_note_text(latest.note)).origin if latest else ""
+        origin = parse_checkpoint(note_text(latest.note)).origin if latest else ""
         for _, data, _ in store.iter_records():
             if args.format == "jsonl":
                 out.write(bytes(data).decode("utf-8") + "\n")
@@ -267,6 +225,13 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    generate_keys(args.out, args.name)
+    try:
+        generate_keys(args.out, args.name)
+    except NoteError as exc:
+        raise RecordError(f"--name {args.name!r}: {exc.reason}") from exc
+    except FileExistsError as exc:
+        raise RecordError(
+            f"--out {args.out}: {exc}; keys are never overwritten (choose another folder)"
+        ) from exc
     print(f"wrote audit keys for {args.name} to {args.out}")
     return _OK
