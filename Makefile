@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	@echo "make: $(VENV) is ready"
 
 run: $(VENV)/.installed
-	$(BIN)/python -m gateway.demo $(if $(AT),--at '$(AT)')
+	$(BIN)/python -m gateway.demo $(if $(AT),-- '$(AT)')
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check gateway tests bench examples
