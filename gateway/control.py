@@ -168,14 +168,18 @@ class Call:
 
 
 async def healthz(request: Request) -> Response:
-    return PlainTextResponse("ok\n")
+    response = PlainTextResponse("ok\n")
+    response.headers["x-request-id"] = request_id_from(request.scope["headers"])
+    return response
 
 
 async def readyz(request: Request) -> Response:
     gateway = _gateway(request)
     audit_problem = gateway.audit.unavailable_reason
+    upstreams = gateway.probe.report()
+    ready = audit_problem is None and upstreams["ready"]
     body = {
-        "ready": audit_problem is None,
+        "ready": ready,
         # /readyz needs no credentials: say that a reload failed, not what the policy
         # says (the error names models and grants); the details are in the log.
         "policy": {
@@ -183,8 +187,12 @@ async def readyz(request: Request) -> Response:
             "last_reload_failed": gateway.policies.last_error is not None,
         },
         "audit": {"available": audit_problem is None, "reason": audit_problem},
+        # The last background probe of each upstream; asking /readyz never probes.
+        "upstreams": upstreams,
     }
-    return JSONResponse(body, status_code=200 if audit_problem is None else 503)
+    return json_response(
+        body, request_id_from(request.scope["headers"]), status=200 if ready else 503
+    )
 
 
 def _model_entry(gateway: Gateway, model_id: str, created: int) -> dict[str, Any]:
