@@ -78,6 +78,7 @@ def build_app(
             if settings.identity.forwarded_certificate is not None
             else ()
         ),
+        issuer_sources={issuer.issuer: issuer.source for issuer in settings.identity.issuers},
         logger=logger,
     )
     pending: set[asyncio.Task[Any]] = set()

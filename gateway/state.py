@@ -33,6 +33,8 @@ class Gateway:
     probe: UpstreamProbe
     # Request headers never forwarded beyond the standard set (a configured certificate header).
     private_headers: frozenset[bytes] = frozenset()
+    # Each configured token issuer (`iss`) and its source name (`oidc:<id>`).
+    issuer_sources: dict[str, str] = field(default_factory=dict)
     principals: PrincipalRecords = field(default_factory=PrincipalRecords)
     logger: Any = field(default_factory=get_logger)
 
