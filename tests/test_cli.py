@@ -17,6 +17,8 @@ import pytest
 from gateway.audit import AuditLog, AuditSettings, generate_keys
 from gateway.audit.keys import HMAC_KEY_FILE, SIGNING_KEY_FILE
 from gateway.cli import build_parser
+from gateway.demo.__main__ import build_parser as demo_parser
+from gateway.demo.upstream import build_parser as upstream_parser
 from tests.audit.conftest import make_record
 
 GATEWAY = Path(sys.executable).parent / "gateway"
@@ -33,8 +35,15 @@ def parsers(
                 yield from parsers(child, f"{name} {word}")
 
 
+def every_parser() -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """The `gateway` command and the two demo commands, with all their sub-commands."""
+    yield from parsers(build_parser())
+    yield from parsers(demo_parser(), "python -m gateway.demo")
+    yield from parsers(upstream_parser(), "python -m gateway.demo.upstream")
+
+
 def commands_and_options() -> Iterator[tuple[str, argparse.Action]]:
-    for name, parser in parsers(build_parser()):
+    for name, parser in every_parser():
         for action in parser._actions:
             # A sub-command list is checked through its choices, below.
             if not isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
@@ -49,7 +58,7 @@ def test_every_command_and_option_has_help() -> None:
     ]
     subcommands_without_help = [
         f"{name} {choice.dest}"
-        for name, parser in parsers(build_parser())
+        for name, parser in every_parser()
         for action in parser._actions
         if isinstance(action, argparse._SubParsersAction)
         for choice in action._choices_actions
@@ -59,7 +68,7 @@ def test_every_command_and_option_has_help() -> None:
 
 
 def test_the_walk_sees_every_command() -> None:
-    names = {name for name, _ in parsers(build_parser())}
+    names = {name for name, _ in every_parser()}
     assert {
         "gateway serve",
         "gateway demo-upstream",
@@ -68,6 +77,8 @@ def test_the_walk_sees_every_command() -> None:
         "gateway audit check-consistency",
         "gateway certs issue",
         "gateway keys generate",
+        "python -m gateway.demo",
+        "python -m gateway.demo.upstream",
     } <= names
 
 

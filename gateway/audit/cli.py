@@ -67,8 +67,15 @@ def register(subparsers: Any) -> None:
     query.add_argument(
         "--until", type=instant(), metavar="TIME", help="records at or before TIME (as --since)"
     )
-    query.add_argument("--kind", choices=KINDS, help="records of this kind only")
-    query.add_argument("--decision", choices=DECISIONS, help="allowed or denied only")
+    query.add_argument(
+        "--kind",
+        choices=KINDS,
+        metavar="KIND",
+        help=f"records of this kind only: {', '.join(KINDS)}",
+    )
+    query.add_argument(
+        "--decision", choices=DECISIONS, metavar="DECISION", help="allow or deny: those only"
+    )
     query.add_argument("--request-id", dest="request_id", help="records of this request id")
     query.add_argument("--subject", help="records of this caller (the principal's subject)")
     query.add_argument("--organisation", help="records of this (trusted) organisation")

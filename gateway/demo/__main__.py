@@ -61,7 +61,8 @@ async def _serve(server: uvicorn.Server, banner: str) -> None:
     await task
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of `python -m gateway.demo` (what `make run` runs)."""
     parser = argparse.ArgumentParser(
         prog="python -m gateway.demo",
         description="The demo behind `make run` (`make run AT=TIME` runs it with AT).",
@@ -83,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="FILE",
         help="the settings file (default: deploy/gateway.yaml)",
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     certs = ensure_material(ROOT / "certs" / "dev")
