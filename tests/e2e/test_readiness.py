@@ -4,7 +4,6 @@ upstreams through a bounded background probe, never one probe per /readyz call."
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,7 @@ class Listener:
     """A TCP port that accepts and counts connections, and can be closed and reopened."""
 
     def __init__(self) -> None:
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port: int = probe.getsockname()[1]
-        probe.close()
+        self.port = 0  # the first open takes a free port; reopening takes the same one
         self.accepted = 0
         self.server: asyncio.Server | None = None
 
@@ -40,6 +36,7 @@ class Listener:
             writer.close()
 
         self.server = await asyncio.start_server(accept, "127.0.0.1", self.port, reuse_address=True)
+        self.port = self.server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
         if self.server is not None:
