@@ -175,7 +175,10 @@ def _check_proof(args: argparse.Namespace) -> int:
             f"--bundle {args.bundle}: not a proof bundle (the JSON `gateway audit prove` "
             "writes: record, leaf_index, tree_size, proof, checkpoint)"
         ) from exc
-    checkpoint = open_checkpoint(note, verifier)
+    try:
+        checkpoint = open_checkpoint(note, verifier)
+    except NoteError as exc:
+        raise NoteError(f"--bundle {args.bundle}: its checkpoint: {exc.reason}") from exc
     if checkpoint.tree_size != tree_size:
         raise ProofError("bundle tree size differs from its checkpoint")
     check_record(data, index)

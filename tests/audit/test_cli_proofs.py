@@ -255,3 +255,20 @@ def test_an_old_checkpoint_that_is_not_a_note_is_named(
 
     assert status == 1
     assert f"FAILED: --old {tmp_path / 'empty'}: note has no signature block" in err
+
+
+def test_a_bundle_checked_with_another_key_names_the_bundle(
+    grown: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, _ = grown
+    bundle = tmp_path / "proof.json"
+    gateway(capsys, "audit", "prove", "--store", str(store), "--index", "3", "--out", str(bundle))
+    generate_keys(tmp_path / "other", ORIGIN)
+
+    status, _, err = gateway(
+        capsys, "audit", "check-proof", "--bundle", str(bundle),
+        "--key", str(tmp_path / "other" / "audit-signing.pub"),
+    )  # fmt: skip
+
+    assert status == 1
+    assert f"FAILED: --bundle {bundle}: its checkpoint: note is not signed by the given key" in err
