@@ -25,8 +25,9 @@ from pathlib import Path
 import uvicorn
 
 from gateway.arguments import instant
+from gateway.audit.keys import VERIFIER_KEY_FILE
 from gateway.config import ConfigError
-from gateway.demo.clock import DemoError, check_material, demo_clock
+from gateway.demo.clock import DemoError, check_material, check_store_key, demo_clock
 from gateway.demo.material import ensure_material
 from gateway.demo.walkthrough import walkthrough
 from gateway.logs import configure_logging
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(args.config)
         clock = demo_clock(settings.audit.store, args.at)
         check_material(certs, clock.start, args.at is not None)
+        check_store_key(clock.store, certs / VERIFIER_KEY_FILE)
     except (ConfigError, DemoError) as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 2

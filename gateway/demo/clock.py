@@ -23,11 +23,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from gateway.audit import SQLiteAuditStore
+from gateway.audit import NoteError, SQLiteAuditStore, load_verifier, open_checkpoint
 from gateway.demo.material import VALID_FROM, validity
 from gateway.instants import format_instant
 
-__all__ = ["DemoClock", "DemoError", "check_material", "demo_clock", "store_for"]
+__all__ = [
+    "DemoClock",
+    "DemoError",
+    "check_material",
+    "check_store_key",
+    "demo_clock",
+    "store_for",
+]
 
 # How far past the last stored record a resumed clock starts.
 _STEP = timedelta(milliseconds=1)
@@ -104,6 +111,34 @@ def check_material(certificates: Path, start: datetime, at_given: bool) -> None:
         f"the demo certificates in {certificates} are valid from {span}, not now: every "
         f"caller would get 401 {reason}. To run the demo, {renew}."
     )
+
+
+def check_store_key(store: Path, verifier_file: Path) -> None:
+    """Raise DemoError if `store` was signed with another audit key than `verifier_file`.
+
+    The gateway would refuse such a store at start-up; this says why, and what to do,
+    before anything starts (it happens when certs/dev is made again but var/ is kept).
+    """
+    if not store.exists():
+        return
+    try:
+        reader = SQLiteAuditStore(store, readonly=True)
+        try:
+            latest = reader.latest_checkpoint()
+        finally:
+            reader.close()
+    except sqlite3.Error as exc:
+        raise DemoError(f"{store} is not a readable audit store ({exc})") from exc
+    if latest is None:
+        return
+    try:
+        open_checkpoint(latest.note, load_verifier(verifier_file))
+    except NoteError as exc:
+        raise DemoError(
+            f"{store} was signed with another audit key than {verifier_file} "
+            f"({exc.reason}); the demo material was made again since. Move that store "
+            "aside (it still verifies with the key it was signed with) and run again."
+        ) from exc
 
 
 def _last_record_time(store: Path) -> datetime | None:

@@ -12,7 +12,7 @@ import pytest
 
 from gateway.audit import AuditLog, AuditSettings
 from gateway.audit.keys import HMAC_KEY_FILE, SIGNING_KEY_FILE
-from gateway.demo.clock import DemoError, check_material, demo_clock, store_for
+from gateway.demo.clock import DemoError, check_material, check_store_key, demo_clock, store_for
 from gateway.demo.material import ORIGIN, VALID_FROM, ensure_material, validity
 from gateway.records import event_record
 
@@ -115,3 +115,17 @@ def test_a_garbage_at_names_at_and_every_accepted_form() -> None:
     assert result.returncode == 2
     assert "error: argument AT: 'garbage' is not a time: give" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_a_store_signed_with_another_audit_key_is_named_before_start(
+    material: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "audit.db"
+    await write_records(material, store, AT)
+    remade = ensure_material(tmp_path / "remade")
+
+    check_store_key(store, material / "audit-signing.pub")
+    with pytest.raises(DemoError) as caught:
+        check_store_key(store, remade / "audit-signing.pub")
+    assert f"{store} was signed with another audit key" in str(caught.value)
+    assert "Move that store aside" in str(caught.value)
