@@ -25,6 +25,7 @@ from gateway.inference import INFERENCE_PATHS, InferenceEndpoint
 from gateway.logs import get_logger
 from gateway.policy import PolicyHolder, PolicyWatcher, ReloadOutcome, load_policy
 from gateway.proxy import Forwarder, UpstreamPool
+from gateway.readiness import UpstreamProbe
 from gateway.records import event_record
 from gateway.responses import Receive, Scope, Send
 from gateway.settings import Settings
@@ -71,11 +72,13 @@ def build_app(
         upstreams={u.name: u for u in settings.upstreams},
         max_body_bytes=settings.max_body_bytes,
         clock=clock,
+        probe=UpstreamProbe(settings.upstreams, settings.readiness, logger),
         private_headers=frozenset(
             {settings.identity.forwarded_certificate.header.lower()}
             if settings.identity.forwarded_certificate is not None
             else ()
         ),
+        issuer_sources={issuer.issuer: issuer.source for issuer in settings.identity.issuers},
         logger=logger,
     )
     pending: set[asyncio.Task[Any]] = set()
@@ -117,6 +120,7 @@ def build_app(
         await audit.start()
         try:
             await pool.start()
+            await gateway.probe.start()
             await watcher.start()
             _check_routes(gateway, logger)
             # Objects built at start-up live as long as the process: keep the collector
@@ -133,6 +137,7 @@ def build_app(
             await watcher.stop()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
+            await gateway.probe.stop()
             await pool.stop()
             await gateway.authenticator.aclose()
             if http is None:

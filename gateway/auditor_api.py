@@ -84,11 +84,9 @@ async def records(request: Request) -> Response:
         return refused
     params = dict(request.query_params)
     try:
-        after = int(params.pop("after", "-1"))
-        limit = min(int(params.pop("limit", "100")), _MAX_PAGE)
-        if not -1 <= after < _MAX_INDEX or limit < 1:
-            raise ValueError("out of range")
-        filters = RecordFilter.from_mapping(params)
+        after = _integer(params.pop("after", "-1"), "after", -1)
+        limit = min(_integer(params.pop("limit", "100"), "limit", 1), _MAX_PAGE)
+        filters = RecordFilter.from_mapping(params, now=call.instant)
         found = await call.gateway.audit.query(filters, after, limit)
     except (ValueError, AuditError) as exc:
         if isinstance(exc, IntegrityError | AuditUnavailable):
@@ -122,9 +120,7 @@ async def record(request: Request) -> Response:
     if refused is not None:
         return refused
     try:
-        index = int(request.path_params["index"])
-        if not 0 <= index < _MAX_INDEX:
-            raise ValueError("out of range")
+        index = _integer(request.path_params["index"], "index", 0)
         bundle = await call.gateway.audit.record_with_proof(index)
     except (ValueError, AuditError) as exc:
         if isinstance(exc, IntegrityError | AuditUnavailable):
@@ -154,10 +150,8 @@ async def consistency(request: Request) -> Response:
     if refused is not None:
         return refused
     try:
-        first = int(request.query_params["first"])
-        second = int(request.query_params["second"])
-        if not (0 <= first < _MAX_INDEX and 0 <= second < _MAX_INDEX):
-            raise ValueError("out of range")
+        first = _integer(request.query_params["first"], "first", 1)
+        second = _integer(request.query_params["second"], "second", 1)
         proof = await call.gateway.audit.consistency_proof(first, second)
     except (KeyError, ValueError, AuditError) as exc:
         if isinstance(exc, IntegrityError | AuditUnavailable):
@@ -205,10 +199,25 @@ async def _store_failure(call: Call, exc: AuditError) -> Response:
     )
 
 
+class _BadNumber(ValueError):
+    """A number in the path or query is malformed or out of range; the message says which."""
+
+
+def _integer(text: str, name: str, minimum: int) -> int:
+    """`text` as a whole number from `minimum` up; _BadNumber names `name` otherwise."""
+    try:
+        value = int(text, 10) if text.isascii() else None
+    except ValueError:
+        value = None
+    if value is None or not minimum <= value < _MAX_INDEX:
+        raise _BadNumber(f"{name}: expected a whole number from {minimum} up.")
+    return value
+
+
 def _message(exc: Exception) -> str:
     if isinstance(exc, KeyError):
         return f"Missing query parameter {exc.args[0]!r}."
-    if isinstance(exc, AuditError):
+    if isinstance(exc, AuditError | _BadNumber):
         return str(exc)
     return "Malformed number in the query."
 

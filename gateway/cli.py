@@ -1,17 +1,23 @@
 """The `gateway` command: serve, policy, audit, keys and certs.
 
 Each sub-package registers its own sub-commands; every command returns its exit status
-(0 success, 1 a check failed, 2 bad input or configuration).
+(0 success, 1 a check failed, 2 bad input or configuration). A reader that stops early
+(`gateway audit export | head`) ends the command quietly with status 141, as SIGPIPE
+ends other Unix tools; Ctrl-C ends it with status 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from gateway.arguments import join_negative_offsets, port, positive_integer
 from gateway.config import ConfigError
+
+_BROKEN_PIPE, _INTERRUPTED = 128 + 13, 128 + 2
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -50,16 +56,6 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     from gateway.audit.cli import register as register_audit
     from gateway.identity.cli import register as register_certs
@@ -71,11 +67,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = commands.add_parser("serve", help="run the gateway")
-    serve.add_argument("--config", required=True, help="the settings file (YAML)")
+    serve.add_argument(
+        "--config",
+        required=True,
+        metavar="FILE",
+        help="the settings file (YAML; every key is in docs/configuration.md)",
+    )
     serve.add_argument(
         "--workers",
-        type=_positive,
+        type=positive_integer,
         default=1,
+        metavar="N",
         help="gateway processes sharing the listener and the audit store (default 1)",
     )
     serve.set_defaults(func=_serve)
@@ -83,8 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     register_audit(commands)
     register_certs(commands)
     demo = commands.add_parser("demo-upstream", help="run the demo upstream (a stand-in model)")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=9000)
+    demo.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    demo.add_argument("--port", type=port, default=9000, help="port to listen on (default: 9000)")
     demo.set_defaults(func=_demo_upstream)
     return parser
 
@@ -97,9 +101,27 @@ def _demo_upstream(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    status: int = args.func(args)
+    args = parser.parse_args(join_negative_offsets(sys.argv[1:] if argv is None else argv))
+    try:
+        status: int = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+    except BrokenPipeError:
+        # The reader has gone (`| head`): say nothing more.
+        _discard_stdout()
+        return _BROKEN_PIPE
+    except KeyboardInterrupt:
+        _discard_stdout()
+        print("interrupted", file=sys.stderr)
+        return _INTERRUPTED
     return status
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's flush at exit neither blocks on
+    a pipe nobody reads nor reports a broken one (the Python docs' SIGPIPE recipe)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 if __name__ == "__main__":

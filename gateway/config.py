@@ -134,12 +134,16 @@ class Section:
         value = self.string(name, default)
         if value is None:
             return None
-        path = Path(value)
-        if not path.is_absolute():
-            path = self.base / path
+        path = self.resolve(value)
         if must_exist and not path.exists():
             self.fail(name, f"file not found: {value}")
         return path
+
+    def resolve(self, value: str) -> Path:
+        """`value` as an absolute path without `.`, `..` or symbolic links, relative
+        ones taken from `base`: resolved once here, so logs and errors show the real file."""
+        path = Path(value)
+        return (path if path.is_absolute() else self.base / path).resolve()
 
 
 _REQUIRED: Any = object()

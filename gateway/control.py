@@ -17,7 +17,8 @@ from starlette.routing import Route
 
 from gateway.identity import AuthenticationError, Principal
 from gateway.inference import WWW_AUTHENTICATE
-from gateway.policy import decide, visible_models
+from gateway.instants import format_instant
+from gateway.policy import decide, model_windows, visible_models
 from gateway.proxy import request_id_from
 from gateway.records import request_record
 from gateway.responses import Receive, Scope, Send, error_body, model_not_found_message
@@ -169,14 +170,18 @@ class Call:
 
 
 async def healthz(request: Request) -> Response:
-    return PlainTextResponse("ok\n")
+    response = PlainTextResponse("ok\n")
+    response.headers["x-request-id"] = request_id_from(request.scope["headers"])
+    return response
 
 
 async def readyz(request: Request) -> Response:
     gateway = _gateway(request)
     audit_problem = gateway.audit.unavailable_reason
+    upstreams = gateway.probe.report()
+    ready = audit_problem is None and upstreams["ready"]
     body = {
-        "ready": audit_problem is None,
+        "ready": ready,
         # /readyz needs no credentials: say that a reload failed, not what the policy
         # says (the error names models and grants); the details are in the log.
         "policy": {
@@ -185,8 +190,12 @@ async def readyz(request: Request) -> Response:
         },
         "audit": {"available": audit_problem is None, "reason": audit_problem},
         "worker": worker_identity(),
+        # The last background probe of each upstream; asking /readyz never probes.
+        "upstreams": upstreams,
     }
-    return JSONResponse(body, status_code=200 if audit_problem is None else 503)
+    return json_response(
+        body, request_id_from(request.scope["headers"]), status=200 if ready else 503
+    )
 
 
 def _model_entry(gateway: Gateway, model_id: str, created: int) -> dict[str, Any]:
@@ -265,16 +274,44 @@ async def whoami(request: Request) -> Response:
     view = call.principal.to_json()
     for attribute, entry in zip(sorted(call.principal.attributes), view["attributes"], strict=True):
         entry["trusted"] = call.policy.is_trusted(attribute)
+    # `issuer` is the source name, as attribute sources and the policy's trust say it;
+    # a token caller's `iss` value as sent is `token_issuer`.
+    token = "oidc" in call.principal.auth_methods
+    view["issuer"] = (
+        call.gateway.issuer_sources.get(call.principal.issuer, call.principal.issuer)
+        if token
+        else call.principal.issuer
+    )
+    view["token_issuer"] = call.principal.issuer if token else None
     view["roles"] = sorted(roles)
-    view["models"] = [
-        m
-        for m in visible_models(call.policy, call.principal, call.instant)
-        if m in call.gateway.routes
+    windows = [
+        window
+        for window in model_windows(call.policy, call.principal, call.instant)
+        if window.model in call.gateway.routes
+    ]
+    view["models"] = [window.model for window in windows]
+    view["model_access"] = [
+        {
+            "id": window.model,
+            "release_at": _instant(window.release_at),
+            "grant": None
+            if window.grant is None
+            else {
+                "id": window.grant.id,
+                "not_before": _instant(window.grant.not_before),
+                "not_after": _instant(window.grant.not_after),
+            },
+        }
+        for window in windows
     ]
     view["policy_version"] = call.policy.version
     return await call.finish(
         None, "allow", "whoami", 200, roles=roles, response=json_response(view, call.request_id)
     )
+
+
+def _instant(moment: datetime | None) -> str | None:
+    return format_instant(moment) if moment is not None else None
 
 
 async def unknown_route(request: Request) -> Response:

@@ -16,6 +16,7 @@ from gateway.config import ConfigError, Section
 from gateway.identity import IdentitySettings, TlsSettings
 from gateway.policy import PolicySettings
 from gateway.proxy import Route, UpstreamSettings
+from gateway.readiness import ReadinessSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,11 +32,21 @@ class Settings:
     audit: AuditSettings
     log_level: str
     source: str
+    readiness: ReadinessSettings
 
     @classmethod
     def from_section(cls, top: Section) -> Settings:
         top.reject_unknown(
-            "listen", "tls", "identity", "upstreams", "models", "limits", "policy", "audit", "log"
+            "listen",
+            "tls",
+            "identity",
+            "upstreams",
+            "models",
+            "limits",
+            "policy",
+            "audit",
+            "log",
+            "readiness",
         )
         listen = top.section("listen")
         listen.reject_unknown("host", "port")
@@ -70,6 +81,7 @@ class Settings:
             audit=AuditSettings.from_section(top.section("audit", required=True)),
             log_level=log.choice("level", ("debug", "info", "warning", "error"), "info"),
             source=top.file,
+            readiness=ReadinessSettings.from_section(top.section("readiness")),
         )
 
 

@@ -12,6 +12,7 @@ from gateway.identity import Authenticator
 from gateway.logs import get_logger
 from gateway.policy import PolicyHolder
 from gateway.proxy import Forwarder, Route, UpstreamPool, UpstreamSettings
+from gateway.readiness import UpstreamProbe
 from gateway.records import PrincipalRecords
 
 
@@ -29,8 +30,11 @@ class Gateway:
     upstreams: dict[str, UpstreamSettings]
     max_body_bytes: int
     clock: Callable[[], float]
+    probe: UpstreamProbe
     # Request headers never forwarded beyond the standard set (a configured certificate header).
     private_headers: frozenset[bytes] = frozenset()
+    # Each configured token issuer (`iss`) and its source name (`oidc:<id>`).
+    issuer_sources: dict[str, str] = field(default_factory=dict)
     principals: PrincipalRecords = field(default_factory=PrincipalRecords)
     logger: Any = field(default_factory=get_logger)
 

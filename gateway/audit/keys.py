@@ -55,17 +55,18 @@ def generate_keys(directory: Path, name: str) -> None:
 
 def load_signer(path: Path) -> NoteSigner:
     """Read a signer key file; raises NoteError if malformed, OSError if unreadable."""
-    return NoteSigner.from_string(path.read_text(encoding="utf-8"))
+    # utf-8-sig: a byte-order mark that an editor added is not part of the key.
+    return NoteSigner.from_string(path.read_text(encoding="utf-8-sig"))
 
 
 def load_verifier(path: Path) -> NoteVerifier:
     """Read a verifier key file; raises NoteError if malformed, OSError if unreadable."""
-    return NoteVerifier.from_string(path.read_text(encoding="utf-8"))
+    return NoteVerifier.from_string(path.read_text(encoding="utf-8-sig"))
 
 
 def load_hmac_key(path: Path) -> bytes:
     """Read an HMAC key file (64 hex digits); raises NoteError if malformed."""
-    text = path.read_text(encoding="utf-8").strip()
+    text = path.read_text(encoding="utf-8-sig").strip()
     try:
         key = bytes.fromhex(text)
     except ValueError as exc:

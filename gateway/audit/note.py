@@ -18,6 +18,7 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -33,6 +34,7 @@ __all__ = [
     "generate_signer",
     "open_checkpoint",
     "parse_checkpoint",
+    "read_note_file",
 ]
 
 _ALGORITHM_ED25519 = b"\x01"
@@ -185,6 +187,22 @@ def open_note(note: str, verifier: NoteVerifier) -> str:
     if found:
         raise NoteError("note signature does not verify")
     raise NoteError("note is not signed by the given key")
+
+
+def read_note_file(path: Path) -> str:
+    """A signed note as a user hands it in: file bytes as the signer wrote them.
+
+    Editors and shells add what no signer wrote: a trailing newline or spaces, CRLF line
+    ends, a byte-order mark. None of it can be part of a valid note (signed text holds no
+    control characters; a note ends in exactly one newline), so it is removed here, at
+    the file boundary, and `open_note` stays strict about the bytes it verifies.
+    Raises OSError if unreadable, NoteError if not UTF-8.
+    """
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise NoteError("note file is not UTF-8 text") from exc
+    return text.replace("\r\n", "\n").rstrip(" \t\r\n") + "\n"
 
 
 @dataclass(frozen=True, slots=True)

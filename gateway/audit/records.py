@@ -17,8 +17,10 @@ from typing import Any
 
 from gateway.audit.errors import RecordError
 from gateway.audit.jcs import canonicalize_around
+from gateway.instants import InstantError, parse_instant
 
 __all__ = [
+    "DECISIONS",
     "FIELD_NAMES",
     "KINDS",
     "BodyDigest",
@@ -32,6 +34,7 @@ __all__ = [
 ]
 
 KINDS = ("request", "completion", "auth_failure", "admin", "auditor", "policy_reload")
+DECISIONS = ("allow", "deny")
 
 _DIGEST_PREFIX = "hmac-sha256:"
 
@@ -200,16 +203,37 @@ class RecordFilter:
     decision: str | None = None
     reason: str | None = None
 
+    def __post_init__(self) -> None:
+        # A value no record can have is a mistake, not a question with an empty answer.
+        if self.kind is not None and self.kind not in KINDS:
+            raise RecordError(f"kind {self.kind!r} is not a record kind: one of {_or(KINDS)}")
+        if self.decision is not None and self.decision not in DECISIONS:
+            raise RecordError(f"decision {self.decision!r} is not one of {_or(DECISIONS)}")
+
     @classmethod
-    def from_mapping(cls, values: Mapping[str, str]) -> RecordFilter:
-        """Build a filter from query parameters; unknown names raise RecordError."""
+    def from_mapping(cls, values: Mapping[str, str], now: datetime | None = None) -> RecordFilter:
+        """Build a filter from query parameters; unknown names raise RecordError.
+
+        With `now`, `since` and `until` may also be relative (`-1d`, `yesterday`, ...;
+        see `gateway.instants`); they are resolved against it here.
+        """
         known = {field.name for field in fields(cls)}
         for name in values:
             if name not in known:
-                raise RecordError(f"unknown filter: {name}")
-        result = cls(**values)
-        result.bounds()
-        return result
+                raise RecordError(f"unknown filter {name!r}: one of {_or(sorted(known))}")
+        resolved = dict(values)
+        for name in ("since", "until"):
+            text = resolved.get(name)
+            if text is None:
+                continue
+            try:
+                if now is not None:
+                    resolved[name] = format_time(parse_instant(text, now))
+                else:
+                    parse_time(text)
+            except (InstantError, RecordError) as exc:
+                raise RecordError(f"{name}: {exc}") from exc
+        return cls(**resolved)
 
     def bounds(self) -> tuple[int | None, int | None]:
         """`since` and `until` as epoch microseconds (RecordError if malformed)."""
@@ -223,13 +247,6 @@ class RecordFilter:
             name: getattr(self, name) for name in FIELD_NAMES[1:] if getattr(self, name) is not None
         }
 
-    def matches(self, fields: Fields) -> bool:
-        """Whether a record with these query columns passes the filter."""
-        since, until = self.bounds()
-        if since is not None and fields[0] < since:
-            return False
-        if until is not None and fields[0] > until:
-            return False
-        return all(
-            fields[FIELD_NAMES.index(name)] == value for name, value in self.equalities().items()
-        )
+
+def _or(values: tuple[str, ...] | list[str]) -> str:
+    return ", ".join(values[:-1]) + " or " + values[-1] if len(values) > 1 else values[0]

@@ -45,6 +45,7 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.arguments import port
 from gateway.demo import _upstream_replies as replies
 from gateway.demo._upstream_replies import FINGERPRINT, Controls, DemoRequestError, Reply
 
@@ -205,14 +206,16 @@ def create_app(
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the demo upstream under uvicorn (httptools, uvloop); returns the exit status."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of `python -m gateway.demo.upstream`."""
     parser = argparse.ArgumentParser(
         prog="python -m gateway.demo.upstream",
         description="Stand-in OpenAI-compatible server (not a model) for demos and benchmarks.",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    parser.add_argument("--port", type=port, default=9000, help="port to listen on (default: 9000)")
     parser.add_argument(
         "--model",
         action="append",
@@ -225,6 +228,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="NAME",
         help="accept only 'Authorization: Bearer <key>', key read from env var NAME",
     )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo upstream under uvicorn (httptools, uvloop); returns the exit status."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     api_key = None
     if args.api_key_env:

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
+from gateway.instants import format_instant
 
-def walkthrough(root: Path, port: int, at: str | None) -> str:
-    """The banner with copy-and-paste commands (paths relative to the repository root)."""
+
+def walkthrough(port: int, at: datetime | None, store: Path) -> str:
+    """The banner with copy-and-paste commands (paths relative to the repository root).
+
+    `at`: where the gateway's clock started (None: the real clock); `store`: its audit log.
+    """
     url = f"https://localhost:{port}"
     tls = "--cacert certs/dev/corp-ca/ca.pem"
 
     def curl(who: str) -> str:
         return f"curl -s {tls} --cert certs/dev/{who}.pem --key certs/dev/{who}-key.pem"
 
-    clock = f"the gateway's clock runs from {at}" if at else "the gateway runs on the real clock"
+    clock = (
+        f"the gateway's clock runs from {format_instant(at)}"
+        if at is not None
+        else "the gateway runs on the real clock"
+    )
     chat = (
         "-H 'content-type: application/json' "
         '-d \'{"model": "muse-1", "messages": [{"role": "user", "content": "Hello"}]}\''
@@ -22,7 +32,7 @@ def walkthrough(root: Path, port: int, at: str | None) -> str:
     return f"""
 ================================================================================
  Model Access Gateway demo: {url} (mTLS), demo upstream on 127.0.0.1:9000
- ({clock}; certificates and keys in certs/dev/, audit log in var/audit.db)
+ ({clock}; certificates and keys in certs/dev/, audit log in {store})
 ================================================================================
 
  As an EVALUATOR (alice: US CAISI, US citizen; bruno: same agency, French citizen)
@@ -45,9 +55,9 @@ def walkthrough(root: Path, port: int, at: str | None) -> str:
  As an AUDITOR (audra)
    {curl("audra")} {url}/v1/audit/checkpoint
    {curl("audra")} '{url}/v1/audit/records?decision=deny&limit=5'
-   .venv/bin/gateway audit verify --store var/audit.db --key certs/dev/audit-signing.pub
-   .venv/bin/gateway audit query --store var/audit.db --decision deny
-   .venv/bin/gateway audit prove --store var/audit.db --index 0
+   .venv/bin/gateway audit verify --store {store} --key certs/dev/audit-signing.pub
+   .venv/bin/gateway audit query --store {store} --decision deny
+   .venv/bin/gateway audit prove --store {store} --index 0 --out proof.json
 
  Stop with Ctrl-C (the gateway signs a final checkpoint).
 """

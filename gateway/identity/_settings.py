@@ -275,7 +275,7 @@ def _authority(section: Section) -> CertificateAuthoritySettings:
     crl_names = section.strings("crls", [])
     for index, name in enumerate(crl_names):
         key = f"crls[{index}]"
-        path = Path(name) if Path(name).is_absolute() else section.base / name
+        path = section.resolve(name)
         crl = _load_crl(section, key, path)
         issuer = next((c for c in certificates if c.subject == crl.issuer), None)
         if issuer is None or not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]

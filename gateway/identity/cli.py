@@ -13,7 +13,6 @@ import argparse
 import hashlib
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
+from gateway.arguments import existing_directory, instant, positive_integer
 from gateway.identity._errors import PkiError
 from gateway.identity._rfc3739 import (
     SUBJECT_DIRECTORY_ATTRIBUTES,
@@ -28,43 +28,107 @@ from gateway.identity._rfc3739 import (
     decode_directory_attributes,
 )
 from gateway.identity.countries import normalise_country
-from gateway.identity.pki import init_ca, issue_client, issue_server
+from gateway.identity.pki import CA_PRIVATE_KEY, init_ca, issue_client, issue_server
 
 __all__ = ["inspect_certificate", "register"]
 
 
 def register(subparsers: Any) -> None:
     """Add the `certs` command and its sub-commands to an argparse sub-parsers object."""
-    certs = subparsers.add_parser("certs", help="make and inspect certificates")
-    commands = certs.add_subparsers(dest="certs_command", required=True)
+    certs = subparsers.add_parser(
+        "certs",
+        help="make and inspect certificates",
+        description="A development CA, client certificates with RFC 3739 citizenship "
+        "attributes, TLS server certificates, and what the gateway reads from a certificate. "
+        "Exit status: 0 success, 2 bad input.",
+    )
+    commands = certs.add_subparsers(dest="certs_command", required=True, metavar="COMMAND")
 
     init = commands.add_parser("init-ca", help="create a certificate authority")
-    init.add_argument("--out", required=True, type=Path, help="directory for ca.pem, ca-key.pem")
+    init.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="folder for ca.pem and ca-key.pem (an existing CA there is never overwritten)",
+    )
     init.add_argument("--name", required=True, help="the CA's common name")
-    init.add_argument("--days", type=int, default=3650)
+    init.add_argument(
+        "--days", type=positive_integer, default=3650, help="validity in days (default: 3650)"
+    )
     init.set_defaults(func=_init_ca)
 
     issue = commands.add_parser("issue", help="issue a client certificate")
-    issue.add_argument("--ca-dir", required=True, type=Path)
-    issue.add_argument("--out", required=True, type=Path, help="writes PREFIX.pem, PREFIX-key.pem")
+    _ca_directory_argument(issue)
+    issue.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="PREFIX",
+        help="writes PREFIX.pem and PREFIX-key.pem",
+    )
     issue.add_argument("--cn", required=True, help="common name (the subject)")
     issue.add_argument("--org", required=True, help="organisation (O)")
-    issue.add_argument("--ou", action="append", default=[], help="unit (OU), read as a role")
-    issue.add_argument("--citizenship", action="append", default=[], help="country code")
-    issue.add_argument("--residence", action="append", default=[], help="country code")
-    issue.add_argument("--days", type=int, default=365)
-    issue.add_argument("--not-before", type=_instant, default=None, help="ISO 8601 instant")
+    issue.add_argument(
+        "--ou", action="append", default=[], help="unit (OU), read as a role; repeatable"
+    )
+    issue.add_argument(
+        "--citizenship",
+        action="append",
+        default=[],
+        metavar="COUNTRY",
+        help="countryOfCitizenship: ISO 3166-1 alpha-2 or alpha-3 or ICAO code; repeatable",
+    )
+    issue.add_argument(
+        "--residence",
+        action="append",
+        default=[],
+        metavar="COUNTRY",
+        help="countryOfResidence, codes as --citizenship; repeatable",
+    )
+    issue.add_argument(
+        "--days", type=positive_integer, default=365, help="validity in days (default: 365)"
+    )
+    issue.add_argument(
+        "--not-before",
+        type=instant(),
+        default=None,
+        metavar="TIME",
+        help="valid from TIME (default: five minutes ago): ISO 8601 (no zone means UTC), "
+        "a date, now, today, yesterday, or -1d, +2h, ...",
+    )
     issue.set_defaults(func=_issue)
 
     server = commands.add_parser("server", help="issue a TLS server certificate")
-    server.add_argument("--ca-dir", required=True, type=Path)
-    server.add_argument("--out", required=True, type=Path)
-    server.add_argument("--host", action="append", required=True, help="DNS name or IP")
+    _ca_directory_argument(server)
+    server.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="PREFIX",
+        help="writes PREFIX.pem and PREFIX-key.pem",
+    )
+    server.add_argument(
+        "--host",
+        action="append",
+        required=True,
+        help="a DNS name or IP address the certificate names; repeatable",
+    )
     server.set_defaults(func=_server)
 
     inspect = commands.add_parser("inspect", help="show what the gateway reads from a cert")
-    inspect.add_argument("file", type=Path)
+    inspect.add_argument("file", type=Path, metavar="FILE", help="a PEM certificate")
     inspect.set_defaults(func=_inspect)
+
+
+def _ca_directory_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ca-dir",
+        required=True,
+        type=existing_directory,
+        metavar="DIR",
+        help="the CA folder (ca.pem, ca-key.pem) made by `certs init-ca`",
+    )
 
 
 def inspect_certificate(certificate: x509.Certificate) -> dict[str, Any]:
@@ -117,16 +181,17 @@ def _normalised(codes: list[str]) -> list[str]:
     return sorted({n for n in (normalise_country(c) for c in codes) if n is not None})
 
 
-def _instant(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 instant: {text}") from exc
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def _init_ca(args: argparse.Namespace) -> int:
-    return _run(lambda: print(init_ca(args.out, args.name, days=args.days)))
+    def create() -> None:
+        if (args.out / CA_PRIVATE_KEY).exists():
+            raise PkiError(
+                "--out already holds a CA key; a CA is never overwritten (choose another "
+                "folder, or remove it first)",
+                str(args.out),
+            )
+        print(init_ca(args.out, args.name, days=args.days))
+
+    return _run(create)
 
 
 def _issue(args: argparse.Namespace) -> int:
@@ -178,5 +243,9 @@ def _run(action: Any) -> int:
     except PkiError as exc:
         where = f" ({exc.path})" if exc.path else ""
         print(f"error: {exc}{where}", file=sys.stderr)
-        return 1
+        return 2
+    except OSError as exc:  # a folder that cannot be created, a file that cannot be written
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
     return 0

@@ -21,6 +21,7 @@ from ._model import (
 )
 from ._policy import Policy
 from ._settings import PolicySettings
+from ._windows import ModelWindow, model_windows
 from .reload import PolicyHolder, PolicyWatcher, ReloadOutcome
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "Decision",
     "Grant",
     "Model",
+    "ModelWindow",
     "NationalityRule",
     "Policy",
     "PolicyError",
@@ -43,5 +45,6 @@ __all__ = [
     "Suspension",
     "decide",
     "load_policy",
+    "model_windows",
     "visible_models",
 ]

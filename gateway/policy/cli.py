@@ -13,6 +13,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from gateway.arguments import instant
+from gateway.instants import format_instant
+
 from ._cases import load_cases, load_principal
 from ._diff import diff_policies
 from ._engine import ACTIONS, decide
@@ -24,30 +27,58 @@ from ._policy import Policy
 
 def register(subparsers: Any) -> None:
     """Add the `policy` command and its sub-commands to an argparse sub-parser set."""
-    policy = subparsers.add_parser("policy", help="check, test, explain and diff policies")
+    policy = subparsers.add_parser(
+        "policy",
+        help="check, test, explain and diff policies",
+        description="Work with a policy folder offline (docs/policy.md). Exit status: 0 "
+        "success, 1 a policy test failed, 2 invalid input.",
+    )
     commands = policy.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")
 
     check = commands.add_parser("check", help="validate a policy directory")
-    check.add_argument("directory", metavar="DIR")
+    check.add_argument("directory", metavar="DIR", help=_DIRECTORY)
     check.set_defaults(func=_check)
 
     test = commands.add_parser("test", help="run the policy tests in DIR/tests/*.yaml")
-    test.add_argument("directory", metavar="DIR")
+    test.add_argument("directory", metavar="DIR", help=_DIRECTORY)
     test.set_defaults(func=_test)
 
     explain = commands.add_parser("explain", help="show a decision and the rules behind it")
-    explain.add_argument("directory", metavar="DIR")
-    explain.add_argument("--principal", required=True, metavar="FILE", help="YAML or JSON")
-    explain.add_argument("--model", default=None, metavar="M")
-    explain.add_argument("--at", required=True, metavar="INSTANT", help="e.g. 2027-01-15T16:00Z")
-    explain.add_argument("--action", default="model.invoke", choices=ACTIONS, metavar="A")
+    explain.add_argument("directory", metavar="DIR", help=_DIRECTORY)
+    explain.add_argument(
+        "--principal",
+        required=True,
+        metavar="FILE",
+        help="the caller: a YAML or JSON principal (see examples/principals/)",
+    )
+    explain.add_argument(
+        "--model", default=None, metavar="MODEL", help="the public model id asked for"
+    )
+    explain.add_argument(
+        "--at",
+        required=True,
+        type=instant(zone_required=True),
+        metavar="TIME",
+        help="the instant to decide at: ISO 8601 with a zone (2027-01-15T16:00:00Z), a "
+        "date, now, today, yesterday, tomorrow, or an offset from now (-1d, +2w)",
+    )
+    explain.add_argument(
+        "--action",
+        default="model.invoke",
+        choices=ACTIONS,
+        metavar="ACTION",
+        help=f"one of {', '.join(ACTIONS)} (default: model.invoke)",
+    )
     explain.add_argument("--json", action="store_true", help="print the decision as JSON")
     explain.set_defaults(func=_explain)
 
     diff = commands.add_parser("diff", help="which outcomes change between two policies")
-    diff.add_argument("old", metavar="OLD")
-    diff.add_argument("new", metavar="NEW")
+    diff.add_argument("old", metavar="OLD", help="the policy folder in force now")
+    diff.add_argument("new", metavar="NEW", help="the edited policy folder")
     diff.set_defaults(func=_diff)
+
+
+_DIRECTORY = "the policy folder, e.g. policies"
 
 
 def _load(directory: str) -> Policy | None:
@@ -59,7 +90,7 @@ def _load(directory: str) -> Policy | None:
 
 
 def _instant(value: datetime | None) -> str:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else "-"
+    return format_instant(value) if value is not None else "-"
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -133,14 +164,7 @@ def decision_json(decision: Decision) -> dict[str, Any]:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    try:
-        at = datetime.fromisoformat(args.at)
-    except ValueError:
-        print(f"invalid --at: {args.at!r} is not an ISO 8601 date-time", file=sys.stderr)
-        return 2
-    if at.utcoffset() is None:
-        print("invalid --at: give a time zone, e.g. 2027-01-15T16:00:00Z", file=sys.stderr)
-        return 2
+    at: datetime = args.at
     policy = _load(args.directory)
     if policy is None:
         return 2

@@ -262,6 +262,10 @@ def test_keys_generate_writes_private_files_that_load(tmp_path: Path) -> None:
     assert "exists" in err
 
 
-def test_verify_of_a_missing_store_is_bad_input(tmp_path: Path, verifier_file: Path) -> None:
-    code, _ = _verify(tmp_path / "nothing.db", verifier_file)
-    assert code == 2
+def test_verify_of_a_missing_store_is_bad_input_naming_it(
+    tmp_path: Path, verifier_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        _verify(tmp_path / "nothing.db", verifier_file)
+    assert exited.value.code == 2
+    assert f"argument --store: no such file: {tmp_path / 'nothing.db'}" in capsys.readouterr().err

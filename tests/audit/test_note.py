@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from gateway.audit import (
@@ -10,7 +12,7 @@ from gateway.audit import (
     open_note,
     parse_checkpoint,
 )
-from gateway.audit.note import generate_signer
+from gateway.audit.note import generate_signer, read_note_file
 
 # The published example of golang.org/x/mod/sumdb/note (its documentation and tests).
 GO_SIGNER = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"
@@ -121,3 +123,16 @@ def test_malformed_checkpoints_are_rejected(text: str) -> None:
 def test_signer_repr_hides_the_key() -> None:
     signer = NoteSigner.from_string(GO_SIGNER)
     assert "AYEK" not in repr(signer)
+
+
+def test_a_note_file_loses_only_what_no_signer_wrote(tmp_path: Path) -> None:
+    signer = generate_signer("example.test/log")
+    note = signer.sign("example.test/log\n3\n" + "A" * 43 + "=\n")
+    path = tmp_path / "note"
+    for saved in (note + "\n\n", note.replace("\n", "\r\n"), "\ufeff" + note, note[:-1] + " \t"):
+        path.write_bytes(saved.encode())
+        assert read_note_file(path) == note
+        assert open_note(read_note_file(path), signer.verifier) == note[: note.index("\n\n") + 1]
+    path.write_bytes(b"\xff\xfe not UTF-8")
+    with pytest.raises(NoteError, match="not UTF-8"):
+        read_note_file(path)

@@ -196,3 +196,56 @@ async def test_an_unauthenticated_auditor_call_is_401_and_an_auth_failure_record
     assert response.status_code == 401
     record = await the_record(gateway, "nobody-audit", "auth_failure")
     assert (record["reason"], record["route"]) == ("credentials.missing", "/v1/audit/checkpoint")
+
+
+async def test_record_filters_take_times_relative_to_the_gateway_clock(
+    gateway: RunningGateway,
+) -> None:
+    denied = (await some_traffic(gateway))["denied"]
+    audra = gateway.client("audra")
+
+    def ids(page: dict[str, list[dict[str, dict[str, str]]]]) -> set[str]:
+        return {entry["record"]["request_id"] for entry in page["records"]}
+
+    # The gateway's clock stands at 2026-12-01T12:00:00Z, when every record was written.
+    recent = (await audra.get("/v1/audit/records?decision=deny&since=-1h")).json()
+    older = (await audra.get("/v1/audit/records?decision=deny&until=-1h")).json()
+    today = (await audra.get("/v1/audit/records?decision=deny&since=today&until=now")).json()
+    assert denied in ids(recent)
+    assert ids(older) == set()
+    assert ids(today) == ids(recent)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("kind=nonsense", "kind 'nonsense' is not a record kind: one of request, completion"),
+        ("decision=maybe", "decision 'maybe' is not one of allow or deny"),
+        ("since=soon", "since: 'soon' is not a time: give an ISO 8601 date-time"),
+        ("limit=ten", "limit: expected a whole number from 1 up."),
+        ("after=-2", "after: expected a whole number from -1 up."),
+        ("colour=red", "unknown filter 'colour': one of decision, kind, model"),
+    ],
+)
+async def test_a_bad_filter_is_400_naming_the_parameter_and_what_it_accepts(
+    gateway: RunningGateway, query: str, message: str
+) -> None:
+    response = await gateway.client("audra").get(f"/v1/audit/records?{query}")
+    assert response.status_code == 400
+    assert message in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/v1/audit/consistency?first=x&second=2", "first: expected a whole number from 1 up."),
+        ("/v1/audit/consistency?first=1", "Missing query parameter 'second'."),
+        ("/v1/audit/records/-1", "index: expected a whole number from 0 up."),
+    ],
+)
+async def test_a_bad_number_in_a_path_or_query_is_named(
+    gateway: RunningGateway, path: str, message: str
+) -> None:
+    response = await gateway.client("audra").get(path)
+    assert response.status_code in (400, 404)
+    assert response.json()["error"]["message"] == message

@@ -65,9 +65,9 @@ def test_issue_with_an_unknown_country_fails_without_writing(
         "--cn", "x", "--org", "o", "--citizenship", "XXA",
     )  # fmt: skip
 
-    assert (code, (tmp_path / "x.pem").exists()) == (1, False)
+    assert (code, (tmp_path / "x.pem").exists()) == (2, False)
     assert "XXA" in capsys.readouterr().err
 
 
 def test_inspect_of_a_missing_file_fails(tmp_path: Path) -> None:
-    assert _run("certs", "inspect", str(tmp_path / "missing.pem")) == 1
+    assert _run("certs", "inspect", str(tmp_path / "missing.pem")) == 2

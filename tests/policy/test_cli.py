@@ -104,11 +104,10 @@ def test_explain_rejects_an_instant_without_time_zone(
 ) -> None:
     principal = tmp_path / "evaluator.yaml"
     principal.write_text(EVALUATOR)
-    status = run(
-        "explain", str(EXAMPLE), "--principal", str(principal), "--at", "2026-12-20T00:00:00"
-    )
-    assert status == 2
-    assert "time zone" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        run("explain", str(EXAMPLE), "--principal", str(principal), "--at", "2026-12-20T00:00:00")
+    assert exited.value.code == 2
+    assert "argument --at: '2026-12-20T00:00:00' has no time zone" in capsys.readouterr().err
 
 
 def test_diff_reports_changes_from_the_instant_they_take_effect(

@@ -9,6 +9,7 @@ def test_exported_members_are_pinned() -> None:
         "Decision",
         "Grant",
         "Model",
+        "ModelWindow",
         "NationalityRule",
         "Policy",
         "PolicyError",
@@ -22,6 +23,7 @@ def test_exported_members_are_pinned() -> None:
         "Suspension",
         "decide",
         "load_policy",
+        "model_windows",
         "visible_models",
     ]
 

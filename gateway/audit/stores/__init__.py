@@ -35,6 +35,7 @@ __all__ = [
     "SQLiteAuditStore",
     "SchemaError",
     "StoreError",
+    "StoreLocation",
     "StoredCheckpoint",
     "StoredRecord",
     "TreeHead",
