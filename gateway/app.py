@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 from gateway.audit import AuditLog, BodyDigest
 from gateway.audit.keys import load_hmac_key
 from gateway.control import routes
+from gateway.dynamic import ControlStore, LiveControl, open_channel
 from gateway.identity import Authenticator
 from gateway.inference import INFERENCE_PATHS, InferenceEndpoint
 from gateway.logs import get_logger
@@ -92,6 +93,8 @@ def build_app(
             old_version=outcome.old_version,
             new_version=outcome.new_version,
             error=outcome.error,
+            actor="file",
+            files=[{"path": path, "sha256": digest or None} for path, digest in outcome.changed],
         )
         if outcome.ok:
             logger.info(
@@ -115,10 +118,24 @@ def build_app(
         settings.policy.directory, holder, on_reload, watch_files=settings.policy.watch
     )
 
+    async def start_control() -> None:
+        # Run-time objects live beside the audit log, in the same database.
+        store = await asyncio.to_thread(ControlStore, settings.audit.store)
+        gateway.control = LiveControl(
+            store,
+            open_channel(settings.audit.store, logger=logger),
+            holder,
+            logger=logger,
+            clock=clock,
+            policy_directory=settings.policy.directory,
+        )
+        await gateway.control.start()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await audit.start()
         try:
+            await start_control()
             await pool.start()
             await gateway.probe.start()
             await watcher.start()
@@ -135,6 +152,8 @@ def build_app(
             yield
         finally:
             await watcher.stop()
+            if gateway.control is not None:
+                await gateway.control.stop()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
             await gateway.probe.stop()

@@ -342,6 +342,7 @@ class AnyMethod:
 
 
 def routes() -> list[Route]:
+    from gateway.admin.api import admin_routes
     from gateway.auditor_api import auditor_routes
 
     return [
@@ -351,5 +352,6 @@ def routes() -> list[Route]:
         Route("/v1/models/{model:path}", AnyMethod(read_model)),
         Route("/v1/whoami", AnyMethod(whoami)),
         *auditor_routes(),
+        *admin_routes(),
         Route("/{path:path}", AnyMethod(unknown_route)),
     ]

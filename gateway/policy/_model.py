@@ -86,17 +86,24 @@ class Grant:
     purpose: str
     approvers: tuple[str, ...]
     nationality_exception: str | None = None
+    origin: str = "file"
 
 
 @dataclass(frozen=True, slots=True)
 class Suspension:
-    """A kill switch on one `dimension` value, active from `since` (inclusive) to `until`."""
+    """A kill switch on one `dimension` value, active from `since` (inclusive) to `until`.
+
+    `origin` says where it came from: "file" (the policy directory) or "api" (the admin
+    API, then `id` names it).
+    """
 
     dimension: SuspensionDimension
     value: str
     reason: str
     since: datetime
     until: datetime | None = None
+    origin: str = "file"
+    id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
@@ -38,6 +39,8 @@ class Policy:
     __slots__ = (
         "_grants_by_model_organisation",
         "_roles_by_value",
+        "_static_grants",
+        "_static_suspensions",
         "_suspensions",
         "_trust",
         "access_classes",
@@ -46,6 +49,7 @@ class Policy:
         "models",
         "role_rules",
         "settings",
+        "static_version",
         "suspensions",
         "trust",
         "version",
@@ -92,32 +96,39 @@ class Policy:
                 )
         self._roles_by_value = {key: tuple(entries) for key, entries in roles_by_value.items()}
         pause()
-        by_model_organisation: dict[tuple[str, str], list[Grant]] = {}
-        for grant in self.grants:
-            for model_id in grant.models:
-                by_model_organisation.setdefault((model_id, grant.organisation), []).append(grant)
-        self._grants_by_model_organisation = {
-            key: tuple(entries) for key, entries in by_model_organisation.items()
-        }
+        self._grants_by_model_organisation = _grant_index(self.grants)
         pause()
-        suspensions_index: dict[str, dict[str, list[Suspension]]] = {
-            dimension: {}
-            for dimension in ("model", "access_class", "organisation", "subject", "country")
-        }
-        for suspension in self.suspensions:
-            values = (
-                self.country_groups[suspension.value].codes
-                if suspension.dimension == "country" and suspension.value in self.country_groups
-                else (suspension.value,)
-            )
-            for value in values:
-                suspensions_index[suspension.dimension].setdefault(value, []).append(suspension)
-        self._suspensions = {
-            dimension: {value: tuple(entries) for value, entries in index.items()}
-            for dimension, index in suspensions_index.items()
-        }
+        self._suspensions = _suspension_index(self.suspensions, self.country_groups)
         pause()
         self.version = hashlib.sha256(canonical_content(self, pause).encode()).hexdigest()
+        self.static_version = self.version
+        self._static_grants = self.grants
+        self._static_suspensions = self.suspensions
+
+    def with_dynamic(
+        self,
+        suspensions: Iterable[Suspension],
+        grants: Iterable[Grant],
+        revoked: frozenset[str],
+        dynamic_version: str,
+    ) -> Policy:
+        """This policy with objects added at run time: more suspensions and grants, and
+        file grants revoked early. Only the grant and suspension indexes are rebuilt
+        (from this policy's own lists, so applying a change never re-reads files), and the
+        version becomes SHA-256 of this version and `dynamic_version`."""
+        combined = copy.copy(self)
+        combined.grants = tuple(
+            grant for grant in (*self._static_grants, *grants) if grant.id not in revoked
+        )
+        combined.suspensions = (*self._static_suspensions, *suspensions)
+        combined._grants_by_model_organisation = _grant_index(combined.grants)
+        combined._suspensions = _suspension_index(combined.suspensions, self.country_groups)
+        combined.version = (
+            self.static_version
+            if not dynamic_version
+            else hashlib.sha256(f"{self.static_version}:{dynamic_version}".encode()).hexdigest()
+        )
+        return combined
 
     def is_trusted(self, attribute: Attribute) -> bool:
         """Whether the policy trusts `attribute.source` to assert `attribute.name`."""
@@ -143,6 +154,37 @@ class Policy:
 
 def _nothing() -> None:
     pass
+
+
+def _grant_index(grants: Iterable[Grant]) -> dict[tuple[str, str], tuple[Grant, ...]]:
+    """Grants by (model id, grantee organisation)."""
+    index: dict[tuple[str, str], list[Grant]] = {}
+    for grant in grants:
+        for model_id in grant.models:
+            index.setdefault((model_id, grant.organisation), []).append(grant)
+    return {key: tuple(entries) for key, entries in index.items()}
+
+
+def _suspension_index(
+    suspensions: Iterable[Suspension], groups: Mapping[str, CountryGroup]
+) -> dict[str, dict[str, tuple[Suspension, ...]]]:
+    """Suspensions by dimension and value (a country group suspends each of its codes)."""
+    index: dict[str, dict[str, list[Suspension]]] = {
+        dimension: {}
+        for dimension in ("model", "access_class", "organisation", "subject", "country")
+    }
+    for suspension in suspensions:
+        values = (
+            groups[suspension.value].codes
+            if suspension.dimension == "country" and suspension.value in groups
+            else (suspension.value,)
+        )
+        for value in values:
+            index[suspension.dimension].setdefault(value, []).append(suspension)
+    return {
+        dimension: {value: tuple(entries) for value, entries in by_value.items()}
+        for dimension, by_value in index.items()
+    }
 
 
 def canonical_content(policy: Policy, pause: Callable[[], None] | None = None) -> str:
