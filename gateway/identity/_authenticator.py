@@ -68,7 +68,7 @@ class Authenticator:
             cache_size=settings.certificate_cache_size,
             on_invalid_code=self._note_invalid,
         )
-        self._forwarded_chains: LruCache[bytes, tuple[str, ...]] = LruCache(
+        self._forwarded_chains: LruCache[bytes, tuple[bytes, ...]] = LruCache(
             settings.certificate_cache_size
         )
 
@@ -109,7 +109,7 @@ class Authenticator:
         certificate: CertificateIdentity | None = None
         method = "mtls"
         if forwarded_value is not None:
-            certificate = self._forwarded.verify_pem(self._forwarded_chain(forwarded_value), now)
+            certificate = self._forwarded.verify_der(self._forwarded_chain(forwarded_value), now)
             method = "mtls-forwarded"
         elif forwarded_header is None:
             # From a trusted proxy the TLS peer is the proxy itself, never the caller.
@@ -185,7 +185,7 @@ class Authenticator:
         except UnicodeDecodeError as exc:
             raise AuthenticationError("token.malformed") from exc
 
-    def _forwarded_chain(self, value: bytes) -> tuple[str, ...]:
+    def _forwarded_chain(self, value: bytes) -> tuple[bytes, ...]:
         chain = self._forwarded_chains.get(value)
         if chain is None:
             chain = parse_forwarded_certificate(value, self._forwarded_format)

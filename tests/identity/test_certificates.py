@@ -57,8 +57,9 @@ def _tls_scope(pem: str | None, token: str | None = None) -> dict[str, Any]:
 
 
 def _xfcc(pem: str) -> bytes:
+    digest = x509.load_pem_x509_certificate(pem.encode()).fingerprint(hashes.SHA256()).hex()
     return (
-        f'By=spiffe://gateway;Hash=abc;Cert="{quote(pem, safe="")}";'
+        f'By=spiffe://gateway;Hash={digest};Cert="{quote(pem, safe="")}";'
         f'Subject="CN=alice,O=US CAISI";URI=spiffe://client'
     ).encode()
 
