@@ -203,6 +203,8 @@ def _certificates(text: str) -> tuple[bytes, ...]:
             x509.load_der_x509_certificate(der)
         except (binascii.Error, ValueError) as exc:
             raise AuthenticationError(_MALFORMED) from exc
+        if base64.b64encode(der).decode("ascii") != body:
+            raise AuthenticationError(_MALFORMED)  # non-canonical base64: excess padding
         certificates.append(der)
         position = _SPACE.match(text, match.end()).end()  # type: ignore[union-attr]
     if not certificates:

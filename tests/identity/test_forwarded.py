@@ -214,7 +214,8 @@ def test_the_grammar_refuses_anything_but_one_exact_element(pki: Pki, template: 
         "-----BEGIN CERTIFICATE-----\n{body}\n-----BEGIN CERTIFICATE-----\n"
         "{body}\n-----END CERTIFICATE-----",  # a second BEGIN inside the first
         "-----BEGIN CERTIFICATE-----\n{body}AAAA\n-----END CERTIFICATE-----",  # bytes after the DER
-        "-----BEGIN CERTIFICATE-----\n{body}=\n-----END CERTIFICATE-----",
+        "-----BEGIN CERTIFICATE-----\n{body}=\n-----END CERTIFICATE-----",  # excess padding
+        "-----BEGIN CERTIFICATE-----\n{body}====\n-----END CERTIFICATE-----",
         "-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----",
         "-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----é",
     ],
