@@ -97,6 +97,7 @@ def build_app(
                 new=outcome.new_version,
                 trigger=outcome.trigger,
             )
+            _log_policy_warnings(holder, logger)
         else:
             logger.error(
                 "policy.reload_failed",
@@ -128,6 +129,7 @@ def build_app(
                 policy_version=holder.current.version,
                 models=sorted(gateway.routes),
             )
+            _log_policy_warnings(holder, logger)
             yield
         finally:
             await watcher.stop()
@@ -159,3 +161,9 @@ def _check_routes(gateway: Gateway, logger: Any) -> None:
         logger.warning(
             "model.not_routed", model=model, detail="in the policy but no upstream serves it"
         )
+
+
+def _log_policy_warnings(holder: PolicyHolder, logger: Any) -> None:
+    """What `gateway policy check` warns about, said once per policy loaded."""
+    for warning in holder.current.warnings:
+        logger.warning("policy.warning", detail=warning)

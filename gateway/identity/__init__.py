@@ -11,14 +11,13 @@ from gateway.identity._errors import AuthenticationError, PkiError
 from gateway.identity._settings import (
     CertificateAuthoritySettings,
     ClaimMapping,
-    CombineSettings,
     ForwardedCertificateSettings,
     IdentitySettings,
     IssuerSettings,
     TlsSettings,
 )
 from gateway.identity.countries import normalise_country
-from gateway.identity.principal import Attribute, AttributeName, Principal
+from gateway.identity.principal import Attribute, AttributeName, Credential, Principal
 from gateway.identity.tls import TlsHttpProtocol, build_server_ssl_context
 
 __all__ = [
@@ -28,7 +27,7 @@ __all__ = [
     "Authenticator",
     "CertificateAuthoritySettings",
     "ClaimMapping",
-    "CombineSettings",
+    "Credential",
     "ForwardedCertificateSettings",
     "IdentitySettings",
     "IssuerSettings",

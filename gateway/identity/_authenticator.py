@@ -3,8 +3,10 @@
 Credentials are a bearer token (``Authorization: Bearer``), a client certificate
 (direct mTLS through the ASGI TLS extension, or forwarded by a trusted proxy), or
 both. When both are presented, both must verify; subject and issuer come from the
-token, attributes are the union (each with its own source), and a certificate-bound
-token (RFC 8705 ``cnf.x5t#S256``) must match the certificate.
+token, attributes are the union (each with its own source), both credentials are kept
+(`Principal.credentials`), and a certificate-bound token (RFC 8705 ``cnf.x5t#S256``)
+must match the certificate. Whether two credentials may disagree is the policy's
+decision (``identity.conflict``), since only it knows whom it trusts for what.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from gateway.identity._forwarded import ProxyAddresses, parse_forwarded_certific
 from gateway.identity._lru import LruCache
 from gateway.identity._settings import IdentitySettings
 from gateway.identity._tokens import TokenIdentity, TokenVerifier
-from gateway.identity.principal import Principal
+from gateway.identity.principal import Credential, Principal
 
 _BEARER = b"bearer "
 _LOGGABLE = re.compile(r"[^A-Za-z0-9<> _-]")
@@ -135,6 +137,7 @@ class Authenticator:
                 attributes=certificate.attributes,
                 auth_methods=frozenset({method}),
                 certificate_fingerprint=certificate.fingerprint,
+                credentials=frozenset({Credential(certificate.issuer, certificate.subject)}),
             )
         if certificate is None:
             if token.certificate_thumbprint is not None:
@@ -145,6 +148,7 @@ class Authenticator:
                 attributes=token.attributes,
                 auth_methods=frozenset({"oidc"}),
                 token_id=token.token_id,
+                credentials=frozenset({Credential(token.source, token.subject)}),
             )
         return self._combine(token, certificate, method)
 
@@ -156,13 +160,8 @@ class Authenticator:
             thumbprint.encode("ascii", "replace"), certificate.thumbprint.encode("ascii")
         ):
             raise AuthenticationError("token.certificate_mismatch")
-        combine = self._settings.combine
-        if combine.require_same_subject and token.subject != certificate.subject:
-            raise AuthenticationError("identity.mismatch")
-        if combine.require_same_organisation and (
-            not token.organisations or set(token.organisations) != set(certificate.organisations)
-        ):
-            raise AuthenticationError("identity.mismatch")
+        # Whether the two may disagree (subject, trusted organisation) is the policy's
+        # call: it alone knows which source is trusted for which values.
         return Principal(
             subject=token.subject,
             issuer=token.issuer,
@@ -170,6 +169,12 @@ class Authenticator:
             auth_methods=frozenset({"oidc", method}),
             certificate_fingerprint=certificate.fingerprint,
             token_id=token.token_id,
+            credentials=frozenset(
+                {
+                    Credential(token.source, token.subject),
+                    Credential(certificate.issuer, certificate.subject),
+                }
+            ),
         )
 
     def _bearer(self, authorization: bytes) -> str:

@@ -11,7 +11,7 @@ def test_all_lists_exactly_the_public_api() -> None:
         "Authenticator",
         "CertificateAuthoritySettings",
         "ClaimMapping",
-        "CombineSettings",
+        "Credential",
         "ForwardedCertificateSettings",
         "IdentitySettings",
         "IssuerSettings",
