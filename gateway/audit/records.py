@@ -28,7 +28,15 @@ __all__ = [
     "prepare_record",
 ]
 
-KINDS = ("request", "completion", "auth_failure", "admin", "auditor", "policy_reload")
+KINDS = (
+    "request",
+    "completion",
+    "auth_failure",
+    "admin",
+    "auditor",
+    "policy_reload",
+    "tls_failure",
+)
 
 _DIGEST_PREFIX = "hmac-sha256:"
 

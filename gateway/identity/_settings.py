@@ -139,13 +139,19 @@ class IdentitySettings:
 class TlsSettings:
     """The `tls:` section: the gateway's own certificate and whether it asks for clients'.
 
-    An empty section means plain HTTP (`enabled` is False).
+    An empty section means plain HTTP (`enabled` is False). Each refused handshake is
+    recorded (`tls_failure`), at most `failure_records_per_peer` per peer address and
+    `failure_records_overall` in all per minute; the rest are counted in one summary
+    record per peer and minute.
     """
 
     certificate: Path | None = None
     private_key: Path | None = None
     client_certificates: str = "none"
     minimum_version: str = "1.2"
+    handshake_timeout_seconds: float = 60.0
+    failure_records_per_peer: int = 10
+    failure_records_overall: int = 600
     file: str = "settings"
 
     @property
@@ -156,7 +162,12 @@ class TlsSettings:
     def from_section(cls, section: Section) -> TlsSettings:
         """Parse the `tls:` section (certificate and private_key go together)."""
         section.reject_unknown(
-            "certificate", "private_key", "client_certificates", "minimum_version"
+            "certificate",
+            "private_key",
+            "client_certificates",
+            "minimum_version",
+            "handshake_timeout_seconds",
+            "handshake_failures",
         )
         certificate = section.path_value("certificate", None)
         private_key = section.path_value("private_key", None)
@@ -168,11 +179,16 @@ class TlsSettings:
         client = section.choice("client_certificates", ("none", "optional", "required"), "none")
         if certificate is None and client != "none":
             section.fail("client_certificates", "needs tls.certificate and tls.private_key")
+        failures = section.section("handshake_failures")
+        failures.reject_unknown("records_per_peer", "records_overall")
         return cls(
             certificate=certificate,
             private_key=private_key,
             client_certificates=client,
             minimum_version=section.choice("minimum_version", ("1.2", "1.3"), "1.2"),
+            handshake_timeout_seconds=section.number("handshake_timeout_seconds", 60.0, minimum=1),
+            failure_records_per_peer=failures.integer("records_per_peer", 10, minimum=1),
+            failure_records_overall=failures.integer("records_overall", 600, minimum=1),
             file=section.file,
         )
 

@@ -27,7 +27,7 @@ from gateway.identity._jwks import KeySetCache
 from gateway.identity._lru import LruCache
 from gateway.identity._settings import SUPPORTED_ALGORITHMS, IdentitySettings, IssuerSettings
 from gateway.identity.countries import normalise_country
-from gateway.identity.principal import Attribute, AttributeName
+from gateway.identity.principal import Attribute, AttributeName, Credential
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 _NUMBER = (int, float)
@@ -46,6 +46,7 @@ class TokenIdentity:
     certificate_thumbprint: str | None
     valid_from: float
     cache_until: float
+    credentials: frozenset[Credential]
 
 
 class TokenVerifier:
@@ -167,6 +168,7 @@ class TokenVerifier:
             )
             - skew,
             cache_until=min(expires, now + issuer.jwks_ttl_seconds),
+            credentials=frozenset({Credential(source, subject)}),
         )
 
     def _add_countries(

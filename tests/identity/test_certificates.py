@@ -312,6 +312,18 @@ async def test_forwarded_xfcc_from_a_trusted_proxy_is_accepted(
     )
 
 
+async def test_a_forwarded_header_seen_before_is_still_checked_against_now(
+    pki: Pki, make_authenticator: MakeAuthenticator
+) -> None:
+    authenticator = make_authenticator(_forwarding(pki, "xfcc", "x-forwarded-client-cert"))
+    scope = bearer_scope(None, client=(PROXY, 4000))
+    scope["headers"].append((b"x-forwarded-client-cert", _xfcc(pki.pem(pki.alice))))
+    await authenticator.authenticate(scope, now=NOW)
+    expires = x509.load_pem_x509_certificate(pki.alice.read_bytes()).not_valid_after_utc
+
+    assert await _reason(authenticator, scope, now=expires.timestamp() + 1) == "cert.expired"
+
+
 async def test_forwarded_urlencoded_pem_from_a_trusted_proxy_is_accepted(
     pki: Pki, make_authenticator: MakeAuthenticator
 ) -> None:
