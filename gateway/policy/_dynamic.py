@@ -30,7 +30,7 @@ def _builder(policy: Policy, kind: str, text: str, where: str) -> _Builder:
     sections.lists[kind] = [node]
     builder = _Builder(sections, [], None)
     builder.groups = dict(policy.country_groups)
-    builder.trust = dict(policy.trust)
+    builder.trust = {name: dict(sources) for name, sources in policy.trust.items()}
     return builder
 
 

@@ -106,12 +106,22 @@ class Suspension:
     id: str | None = None
 
 
+ConflictRule = Literal["refuse", "allow"]
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Policy-wide settings."""
+    """Policy-wide settings.
+
+    `subject_conflict` and `organisation_conflict` say what happens when two credentials
+    of one request name different subjects, or assert different trusted organisations:
+    ``refuse`` (the default: a 401 ``identity.conflict``) or ``allow``.
+    """
 
     max_prerelease_lead: timedelta = timedelta(days=30)
     min_approvers: int = 2
+    subject_conflict: ConflictRule = "refuse"
+    organisation_conflict: ConflictRule = "refuse"
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,15 +25,15 @@ if TYPE_CHECKING:
 
     from ._model import Decision
 
-_EMPTY: frozenset[str] = frozenset()
-
 
 class Policy:
     """An immutable, validated policy. Build it with `load_policy()`.
 
     Everything is precomputed here so that `decide()` does a handful of dictionary
-    look-ups: trusted sources per attribute, roles per attribute value, grants by
-    (model, organisation), suspensions per dimension value.
+    look-ups: trusted sources per attribute (each with the values it may assert, None
+    for any value), roles per attribute value, grants by (model, organisation),
+    suspensions per dimension value. `warnings` are the loader's notes on a policy that
+    is valid but risky (a source trusted for organisation or role with any value).
     """
 
     __slots__ = (
@@ -53,13 +53,14 @@ class Policy:
         "suspensions",
         "trust",
         "version",
+        "warnings",
     )
 
     def __init__(
         self,
         *,
         settings: Settings,
-        trust: Mapping[str, Iterable[str]],
+        trust: Mapping[str, Mapping[str, Iterable[str] | None]],
         role_rules: Iterable[RoleRule],
         country_groups: Iterable[CountryGroup],
         access_classes: Iterable[AccessClass],
@@ -67,12 +68,26 @@ class Policy:
         grants: Iterable[Grant],
         suspensions: Iterable[Suspension],
         pause: Callable[[], None] | None = None,
+        warnings: Iterable[str] = (),
     ) -> None:
-        """Build the indexes; `pause`, if given, is called between steps of the work."""
+        """Build the indexes; `pause`, if given, is called between steps of the work.
+
+        `trust` maps an attribute name to its trusted sources, each with the values it
+        may assert (None: any value).
+        """
         pause = pause or _nothing
         self.settings = settings
-        self.trust: Mapping[str, frozenset[str]] = MappingProxyType(
-            {name: frozenset(sources) for name, sources in trust.items()}
+        self.warnings: tuple[str, ...] = tuple(warnings)
+        self.trust: Mapping[str, Mapping[str, frozenset[str] | None]] = MappingProxyType(
+            {
+                name: MappingProxyType(
+                    {
+                        source: frozenset(values) if values is not None else None
+                        for source, values in scopes.items()
+                    }
+                )
+                for name, scopes in trust.items()
+            }
         )
         self.role_rules: tuple[RoleRule, ...] = tuple(role_rules)
         self.country_groups: Mapping[str, CountryGroup] = MappingProxyType(
@@ -87,7 +102,9 @@ class Policy:
         self.grants: tuple[Grant, ...] = tuple(grants)
         self.suspensions: tuple[Suspension, ...] = tuple(suspensions)
 
-        self._trust: dict[str, frozenset[str]] = dict(self.trust)
+        self._trust: dict[str, dict[str, frozenset[str] | None]] = {
+            name: dict(scopes) for name, scopes in self.trust.items()
+        }
         roles_by_value: dict[tuple[str, str], list[tuple[str, frozenset[str] | None]]] = {}
         for rule in self.role_rules:
             for value in rule.values:
@@ -131,8 +148,13 @@ class Policy:
         return combined
 
     def is_trusted(self, attribute: Attribute) -> bool:
-        """Whether the policy trusts `attribute.source` to assert `attribute.name`."""
-        return attribute.source in self._trust.get(attribute.name, _EMPTY)
+        """Whether the policy trusts `attribute.source` to assert `attribute.name` with
+        `attribute.value` (the source is trusted for it and the value is in its scope)."""
+        scopes = self._trust.get(attribute.name)
+        if scopes is None or attribute.source not in scopes:
+            return False
+        values = scopes[attribute.source]
+        return values is None or attribute.value in values
 
     def decide(
         self, principal: Principal, action: str, model: str | None, now: datetime
@@ -212,12 +234,26 @@ def canonical_content(policy: Policy, pause: Callable[[], None] | None = None) -
             grant.nationality_exception,
         ]
 
+    settings: dict[str, Any] = {
+        "max_prerelease_lead_seconds": policy.settings.max_prerelease_lead.total_seconds(),
+        "min_approvers": policy.settings.min_approvers,
+    }
+    # Written only when not the default, so a policy that leaves them alone keeps the
+    # version it had before they existed.
+    for name in ("subject_conflict", "organisation_conflict"):
+        if getattr(policy.settings, name) != "refuse":
+            settings[name] = getattr(policy.settings, name)
     content: dict[str, Any] = {
-        "settings": {
-            "max_prerelease_lead_seconds": policy.settings.max_prerelease_lead.total_seconds(),
-            "min_approvers": policy.settings.min_approvers,
+        "settings": settings,
+        # A source trusted for any value is its bare name (as before scopes existed);
+        # a scoped source is [name, sorted values].
+        "trust": {
+            name: [
+                source if values is None else [source, sorted(values)]
+                for source, values in sorted(scopes.items())
+            ]
+            for name, scopes in policy.trust.items()
         },
-        "trust": {name: sorted(sources) for name, sources in policy.trust.items()},
         "roles": sorted(
             [
                 rule.role,
