@@ -159,7 +159,7 @@ async def test_a_flood_gives_exactly_the_cap_in_records_and_one_summary(
     # Stopping the gateway writes the summary still owed for the minute.
     store = SQLiteAuditStore(gw.audit_store, readonly=True)
     try:
-        records = [json.loads(data) for _, data, _ in store.iter_records()]
+        records = [json.loads(row.data) for row in store.iter_records()]
     finally:
         store.close()
     failures = [r for r in records if r["kind"] == "tls_failure"]
