@@ -83,6 +83,8 @@ class LiveControl:
         self._objects: dict[str, StoredObject] = {}
         self._parsed: dict[str, Parsed] = {}
         self._parsed_for = ""
+        self._file_grant_ids: frozenset[str] = frozenset()
+        self._dynamic = DynamicObjects()
         self._refreshing: asyncio.Task[None] | None = None
         self._again = False
 
@@ -102,31 +104,32 @@ class LiveControl:
     # -- the overlay --------------------------------------------------------------------
 
     def _overlay(self, static: Policy) -> Policy:
+        """The effective policy for the file policy `static`. Objects are parsed once per
+        file-policy version; after that each change touches only its own object."""
         if self._parsed_for != static.version:
-            self._parsed, self._parsed_for = {}, static.version
-        suspensions: list[Suspension] = []
-        grants: list[Grant] = []
-        revoked: set[str] = set()
-        digests: list[tuple[str, str]] = []
-        for item in self._objects.values():
-            parsed = self._parsed.get(item.id)
-            if parsed is None:
-                try:
-                    parsed = _parse(static, item)
-                except (PolicyLoadError, ValueError) as exc:
-                    # Valid when it was added, no longer under the file policy (a model
-                    # removed, say): it does not apply, and the log line says why.
-                    self.logger.error("control.object_ignored", id=item.id, error=str(exc))
-                    continue
-                self._parsed[item.id] = parsed
-            if isinstance(parsed, Suspension):
-                suspensions.append(parsed)
-            elif isinstance(parsed, Grant):
-                grants.append(parsed)
-            else:
-                revoked.add(parsed)
-            digests.append((item.id, item.digest))
-        return DynamicObjects.of(suspensions, grants, revoked, digests).apply(static)
+            self._parsed_for = static.version
+            self._file_grant_ids = frozenset(grant.id for grant in static.grants)
+            self._dynamic = DynamicObjects()
+            self._parsed = {}
+            for item in self._objects.values():
+                self._admit(static, item)
+        return self._dynamic.apply(static)
+
+    def _admit(self, static: Policy, item: StoredObject) -> None:
+        try:
+            parsed = _parse(static, item, self._file_grant_ids)
+        except (PolicyLoadError, ValueError) as exc:
+            # Valid when it was added, no longer under the file policy (a model removed,
+            # say): it does not apply, and the log line says why.
+            self.logger.error("control.object_ignored", id=item.id, error=str(exc))
+            return
+        self._parsed[item.id] = parsed
+        self._dynamic.add(item.id, item.digest, parsed)
+
+    def _forget(self, object_id: str) -> None:
+        self._objects.pop(object_id, None)
+        self._parsed.pop(object_id, None)
+        self._dynamic.discard(object_id)
 
     def file_hashes(self) -> dict[str, str]:
         """SHA-256 of each policy file, by path in the policy directory."""
@@ -155,12 +158,18 @@ class LiveControl:
                 self.logger.error("control.refresh_failed", error=type(exc).__name__)
                 return
             fresh = {o.id: o for o in loaded}
-            if fresh != self._objects:
-                for object_id, item in fresh.items():
-                    old = self._objects.get(object_id)
-                    if old is not None and old.digest != item.digest:
-                        self._parsed.pop(object_id, None)
-                self._objects = fresh
+            changed = False
+            for object_id in [i for i in self._objects if i not in fresh]:
+                self._forget(object_id)
+                changed = True
+            for object_id, item in fresh.items():
+                old = self._objects.get(object_id)
+                if old is None or old.digest != item.digest:
+                    self._forget(object_id)
+                    self._objects[object_id] = item
+                    self._admit(self.holder.static, item)
+                    changed = True
+            if changed:
                 self.holder.set_static(self.holder.static)
             if not self._again:
                 return
@@ -184,8 +193,7 @@ class LiveControl:
         if removed is None:
             return None
         parsed = self._parsed.get(object_id)
-        self._objects.pop(object_id, None)
-        self._parsed.pop(object_id, None)
+        self._forget(object_id)
         self.holder.set_static(self.holder.static)
         self.logger.info("control.removed", id=object_id, actor=actor)
         return Applied(removed, parsed or object_id, old_version, self.holder.current.version)
@@ -206,7 +214,7 @@ class LiveControl:
         created_us = int(self.clock() * 1e6)
         item = StoredObject(object_id, kind, text, digest_of(text), created_us, actor)
         try:
-            parsed = _parse(self.holder.static, item)
+            parsed = _parse(self.holder.static, item, self._file_grant_ids)
         except PolicyLoadError as exc:
             raise ObjectRefused(exc.message, field=exc.key or None) from exc
         except ValueError as exc:
@@ -216,17 +224,18 @@ class LiveControl:
             raise ObjectRefused(f"{object_id} exists already", field="id", status=409)
         self._objects[object_id] = item
         self._parsed[object_id] = parsed
+        self._dynamic.add(object_id, item.digest, parsed)
         self.holder.set_static(self.holder.static)
         self.logger.info("control.added", id=object_id, actor=actor)
         return Applied(item, parsed, old_version, self.holder.current.version)
 
 
-def _parse(static: Policy, item: StoredObject) -> Parsed:
+def _parse(static: Policy, item: StoredObject, file_grant_ids: frozenset[str]) -> Parsed:
     where = f"control object {item.id}"
     if item.kind == "suspension":
         return parse_suspension(static, item.body, where, item.id)
     if item.kind == "grant":
-        return parse_grant(static, item.body, where)
+        return parse_grant(static, item.body, where, file_grant_ids)
     if item.kind == "revocation":
         grant_id = json.loads(item.body).get("grant")
         if not isinstance(grant_id, str):

@@ -12,8 +12,7 @@ field path and the line, as for a file. Pure: no I/O, no clock.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from ._errors import PolicyLoadError
 from ._loader import _Builder, _Sections
@@ -41,46 +40,76 @@ def parse_suspension(policy: Policy, text: str, where: str, object_id: str) -> S
     return replace(suspension, origin="api", id=object_id)
 
 
-def parse_grant(policy: Policy, text: str, where: str) -> Grant:
+def parse_grant(
+    policy: Policy, text: str, where: str, file_grant_ids: frozenset[str] = frozenset()
+) -> Grant:
     """A grant as posted, valid under `policy` (its window, models and approvals), whose id
-    no grant of the policy files uses."""
+    is none of `file_grant_ids` (the ids of the policy files' grants)."""
     builder = _builder(policy, "grants", text, where)
     (grant,) = builder._grants(dict(policy.models), policy.settings)
-    if any(existing.id == grant.id for existing in policy._static_grants):
+    if grant.id in file_grant_ids:
         raise PolicyLoadError(where, "id", None, f"grant {grant.id!r} exists in the policy files")
     return replace(grant, origin="api")
 
 
-@dataclass(frozen=True, slots=True)
 class DynamicObjects:
-    """What the admin API added: suspensions, grants, and file grants revoked early.
+    """What the admin API added, kept up to date one object at a time: suspensions,
+    grants (with their index by model and organisation), file grants revoked early, and
+    a digest per object for the version.
 
-    `digests` names every object (id -> SHA-256 of its stored form) for the version.
+    Mutable by design (the owner applies each change as it comes, in O(that object));
+    `apply` makes the immutable effective Policy.
     """
 
-    suspensions: tuple[Suspension, ...] = ()
-    grants: tuple[Grant, ...] = ()
-    revoked: frozenset[str] = frozenset()
-    digests: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    def __init__(self) -> None:
+        self.suspensions: dict[str, Suspension] = {}
+        self.grants: dict[str, Grant] = {}
+        self.grant_index: dict[tuple[str, str], tuple[Grant, ...]] = {}
+        self.revoked: dict[str, str] = {}  # object id -> revoked grant id
+        self._hashes: dict[str, bytes] = {}
+
+    def add(self, object_id: str, digest: str, item: Suspension | Grant | str) -> None:
+        """Add one object (a revocation is the revoked grant's id)."""
+        self.discard(object_id)
+        if isinstance(item, Suspension):
+            self.suspensions[object_id] = item
+        elif isinstance(item, Grant):
+            self.grants[object_id] = item
+            for model in item.models:
+                key = (model, item.organisation)
+                self.grant_index[key] = (*self.grant_index.get(key, ()), item)
+        else:
+            self.revoked[object_id] = item
+        self._hashes[object_id] = hashlib.sha256(f"{object_id} {digest}".encode()).digest()
+
+    def discard(self, object_id: str) -> None:
+        """Remove one object, if present."""
+        self.suspensions.pop(object_id, None)
+        self.revoked.pop(object_id, None)
+        self._hashes.pop(object_id, None)
+        grant = self.grants.pop(object_id, None)
+        if grant is not None:
+            for model in grant.models:
+                key = (model, grant.organisation)
+                kept = tuple(entry for entry in self.grant_index.get(key, ()) if entry is not grant)
+                if kept:
+                    self.grant_index[key] = kept
+                else:
+                    self.grant_index.pop(key, None)
 
     @property
     def version(self) -> str:
-        """SHA-256 over the objects in force; empty when there are none."""
-        if not self.digests:
+        """SHA-256 over the objects in force (ids and digests); empty when there are none."""
+        if not self._hashes:
             return ""
-        text = "\n".join(f"{name} {digest}" for name, digest in sorted(self.digests))
-        return hashlib.sha256(text.encode()).hexdigest()
+        return hashlib.sha256(b"".join(sorted(self._hashes.values()))).hexdigest()
 
     def apply(self, policy: Policy) -> Policy:
         """The effective policy: `policy` with these objects."""
-        return policy.with_dynamic(self.suspensions, self.grants, self.revoked, self.version)
-
-    @classmethod
-    def of(
-        cls,
-        suspensions: Iterable[Suspension],
-        grants: Iterable[Grant],
-        revoked: Iterable[str],
-        digests: Iterable[tuple[str, str]],
-    ) -> DynamicObjects:
-        return cls(tuple(suspensions), tuple(grants), frozenset(revoked), tuple(digests))
+        return policy.with_dynamic(
+            self.suspensions.values(),
+            self.grants.values(),
+            self.grant_index,
+            frozenset(self.revoked.values()),
+            self.version,
+        )

@@ -39,6 +39,8 @@ class Policy:
     __slots__ = (
         "_grants_by_model_organisation",
         "_roles_by_value",
+        "_static_grant_index",
+        "_static_grant_keys",
         "_static_grants",
         "_static_suspensions",
         "_suspensions",
@@ -113,7 +115,7 @@ class Policy:
                 )
         self._roles_by_value = {key: tuple(entries) for key, entries in roles_by_value.items()}
         pause()
-        self._grants_by_model_organisation = _grant_index(self.grants)
+        self._grants_by_model_organisation = grant_index(self.grants)
         pause()
         self._suspensions = _suspension_index(self.suspensions, self.country_groups)
         pause()
@@ -121,24 +123,40 @@ class Policy:
         self.static_version = self.version
         self._static_grants = self.grants
         self._static_suspensions = self.suspensions
+        self._static_grant_index = self._grants_by_model_organisation
+        keys: dict[str, list[tuple[str, str]]] = {}
+        for grant in self.grants:
+            keys.setdefault(grant.id, []).extend(
+                (model, grant.organisation) for model in grant.models
+            )
+        self._static_grant_keys = {grant_id: tuple(found) for grant_id, found in keys.items()}
 
     def with_dynamic(
         self,
         suspensions: Iterable[Suspension],
         grants: Iterable[Grant],
+        grant_index: Mapping[tuple[str, str], tuple[Grant, ...]],
         revoked: frozenset[str],
         dynamic_version: str,
     ) -> Policy:
-        """This policy with objects added at run time: more suspensions and grants, and
-        file grants revoked early. Only the grant and suspension indexes are rebuilt
-        (from this policy's own lists, so applying a change never re-reads files), and the
-        version becomes SHA-256 of this version and `dynamic_version`."""
+        """This policy with objects added at run time: more suspensions, more grants (and
+        their index by model and organisation, which the caller keeps up to date), and
+        file grants revoked early. The file policy's own indexes are copied, not rebuilt,
+        so a change costs in proportion to what was added at run time. The version
+        becomes SHA-256 of this version and `dynamic_version`."""
         combined = copy.copy(self)
-        combined.grants = tuple(
-            grant for grant in (*self._static_grants, *grants) if grant.id not in revoked
+        index = dict(self._static_grant_index)
+        for grant_id in revoked:
+            for key in self._static_grant_keys.get(grant_id, ()):
+                index[key] = tuple(grant for grant in index[key] if grant.id != grant_id)
+        for key, entries in grant_index.items():
+            index[key] = index.get(key, ()) + entries
+        combined._grants_by_model_organisation = index
+        combined.grants = (
+            *(grant for grant in self._static_grants if grant.id not in revoked),
+            *grants,
         )
         combined.suspensions = (*self._static_suspensions, *suspensions)
-        combined._grants_by_model_organisation = _grant_index(combined.grants)
         combined._suspensions = _suspension_index(combined.suspensions, self.country_groups)
         combined.version = (
             self.static_version
@@ -178,7 +196,7 @@ def _nothing() -> None:
     pass
 
 
-def _grant_index(grants: Iterable[Grant]) -> dict[tuple[str, str], tuple[Grant, ...]]:
+def grant_index(grants: Iterable[Grant]) -> dict[tuple[str, str], tuple[Grant, ...]]:
     """Grants by (model id, grantee organisation)."""
     index: dict[tuple[str, str], list[Grant]] = {}
     for grant in grants:
