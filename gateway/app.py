@@ -27,6 +27,7 @@ from gateway.inference import INFERENCE_PATHS, InferenceEndpoint
 from gateway.logs import get_logger
 from gateway.policy import PolicyHolder, PolicyWatcher, ReloadOutcome, load_policy
 from gateway.proxy import Forwarder, UpstreamPool
+from gateway.quotas import QuotaLimiter
 from gateway.readiness import UpstreamProbe
 from gateway.records import event_record
 from gateway.responses import Receive, Scope, Send
@@ -90,6 +91,7 @@ def build_app(
         ),
         issuer_sources={issuer.issuer: issuer.source for issuer in settings.identity.issuers},
         logger=logger,
+        quotas=QuotaLimiter(settings.quotas, settings.quotas.counters(), logger),
     )
     handshakes = HandshakeEvidence(
         HandshakeFailureLimiter(
@@ -181,6 +183,7 @@ def build_app(
             if http is None:
                 await control_client.aclose()
             await handshakes.close()  # its summaries are records: before the log stops
+            await gateway.quotas.close()
             await audit.stop()
             logger.info("gateway.stopped")
 

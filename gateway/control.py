@@ -304,10 +304,20 @@ async def whoami(request: Request) -> Response:
                 "id": window.grant.id,
                 "not_before": _instant(window.grant.not_before),
                 "not_after": _instant(window.grant.not_after),
+                # What is left of the grant's quota (null when it has none).
+                "quota": await call.gateway.quotas.budget(window.grant, call.instant),
             },
         }
         for window in windows
     ]
+    limits = call.policy.settings.rate_limits
+    organisation = call.gateway.principals.get(call.principal, call.policy, roles)["organisation"]
+    view["rate_limits"] = {
+        "principal_per_minute": limits.principal_per_minute,
+        "organisation_per_minute": limits.for_organisation(organisation)
+        if organisation is not None
+        else None,
+    }
     view["policy_version"] = call.policy.version
     return await call.finish(
         None, "allow", "whoami", 200, roles=roles, response=json_response(view, call.request_id)

@@ -19,6 +19,7 @@ import orjson
 from gateway.identity import AuthenticationError, Principal
 from gateway.policy import Decision, Policy, decide
 from gateway.proxy import ForwardResult, request_id_from, upstream_headers
+from gateway.quotas import Verdict
 from gateway.records import completion_record, request_record
 from gateway.responses import Receive, Scope, Send, model_not_found_message, send_error
 from gateway.state import Gateway
@@ -122,6 +123,13 @@ class _Exchange:
             policy_version=self.policy.version,
             query=self.query,
         )
+
+    def organisation(self, decision: Decision) -> str | None:
+        """The caller's one trusted organisation, as the record names it."""
+        assert self.principal is not None
+        recorded = self.gateway.principals.get(self.principal, self.policy, decision.roles)
+        organisation: str | None = recorded.get("organisation")
+        return organisation
 
     def _roles(self) -> frozenset[str]:
         assert self.principal is not None
@@ -282,6 +290,28 @@ class InferenceEndpoint:
             await exchange.refuse(record, decision.status, code, message)
             return
         assert target is not None
+        verdict = await gateway.quotas.admit(
+            exchange.policy,
+            decision,
+            f"{exchange.principal.issuer} {exchange.principal.subject}",
+            exchange.organisation(decision),
+            document,
+            exchange.now,
+        )
+        if not verdict.allowed:
+            refused = _over_quota(decision, verdict)
+            record = exchange.record(
+                refused.reason, refused.status, refused, request_digest=request_digest
+            )
+            retry = (
+                [(b"retry-after", str(verdict.retry_after).encode())]
+                if verdict.retry_after
+                else None
+            )
+            await exchange.refuse(
+                record, refused.status, verdict.code or "", verdict.message(), retry
+            )
+            return
         forwarded, upstream_digest = body, None
         if target.upstream_model != model:
             document["model"] = target.upstream_model
@@ -298,6 +328,7 @@ class InferenceEndpoint:
             )
         )
         if request_index is None:
+            await gateway.quotas.settle(verdict.ticket, None)
             await exchange.unavailable()
             return
         exchange.status = -1  # from here on the forwarder answers the caller
@@ -330,6 +361,7 @@ class InferenceEndpoint:
                     )
                 )
             )
+            await asyncio.shield(gateway.quotas.settle(verdict.ticket, result.usage))
         exchange.status = result.status
         exchange.bytes_out = result.response_bytes
         if result.error is not None:
@@ -385,6 +417,18 @@ def _parse(body: bytes) -> tuple[dict[str, Any] | None, tuple[int, str, str, str
 def _names_model_twice(body: bytes) -> bool:
     pairs = json.loads(body, object_pairs_hook=lambda items: items)
     return sum(1 for name, _ in pairs if name == "model") > 1
+
+
+def _over_quota(decision: Decision, verdict: Verdict) -> Decision:
+    """The policy's allowance, overruled by a rate limit or an exhausted quota."""
+    return replace(
+        decision,
+        allowed=False,
+        reason=verdict.reason or "quota.refused",
+        status=verdict.status,
+        error_code=verdict.code,
+        rules=(*decision.rules, f"quota:{verdict.reason}"),
+    )
 
 
 def _unrouted(decision: Decision) -> Decision:

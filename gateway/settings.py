@@ -16,6 +16,7 @@ from gateway.config import ConfigError, Section
 from gateway.identity import IdentitySettings, TlsSettings
 from gateway.policy import PolicySettings
 from gateway.proxy import Route, UpstreamSettings
+from gateway.quotas import QuotaSettings
 from gateway.readiness import ReadinessSettings
 
 
@@ -31,6 +32,7 @@ class Settings:
     policy: PolicySettings
     audit: AuditSettings
     log_level: str
+    quotas: QuotaSettings
     source: str
     readiness: ReadinessSettings
 
@@ -47,6 +49,7 @@ class Settings:
             "audit",
             "log",
             "readiness",
+            "quotas",
         )
         listen = top.section("listen")
         listen.reject_unknown("host", "port")
@@ -79,6 +82,7 @@ class Settings:
             max_body_bytes=limits.integer("max_body_bytes", 4 << 20, minimum=1),
             policy=PolicySettings.from_section(top.section("policy", required=True)),
             audit=AuditSettings.from_section(top.section("audit", required=True)),
+            quotas=QuotaSettings.from_section(top.section("quotas")),
             log_level=log.choice("level", ("debug", "info", "warning", "error"), "info"),
             source=top.file,
             readiness=ReadinessSettings.from_section(top.section("readiness")),

@@ -13,6 +13,7 @@ from gateway.identity import Authenticator
 from gateway.logs import get_logger
 from gateway.policy import PolicyHolder
 from gateway.proxy import Forwarder, Route, UpstreamPool, UpstreamSettings
+from gateway.quotas import MemoryCounters, QuotaLimiter, QuotaSettings
 from gateway.readiness import UpstreamProbe
 from gateway.records import PrincipalRecords
 
@@ -37,6 +38,9 @@ class Gateway:
     # Each configured token issuer (`iss`) and its source name (`oidc:<id>`).
     issuer_sources: dict[str, str] = field(default_factory=dict)
     principals: PrincipalRecords = field(default_factory=PrincipalRecords)
+    quotas: QuotaLimiter = field(
+        default_factory=lambda: QuotaLimiter(QuotaSettings(), MemoryCounters(), get_logger())
+    )
     # Objects added at run time (the admin API), once the lifespan has started them.
     control: LiveControl | None = None
     logger: Any = field(default_factory=get_logger)

@@ -29,6 +29,8 @@ from ._model import (
     Grant,
     Model,
     NationalityRule,
+    Quota,
+    RateLimits,
     RoleRule,
     Settings,
     Suspension,
@@ -110,6 +112,31 @@ def _merged(nodes: list[Node]) -> list[tuple[Node, str]]:
     return pairs
 
 
+def _quota(node: Node) -> Quota:
+    node.reject_unknown("requests", "tokens")
+    quota = Quota(
+        requests=node.integer("requests", None, minimum=1),
+        tokens=node.integer("tokens", None, minimum=1),
+    )
+    if quota.requests is None and quota.tokens is None:
+        node.fail(None, "a quota names requests, tokens or both")
+    return quota
+
+
+def _rate_limits(node: Node) -> RateLimits:
+    node.reject_unknown("principal_per_minute", "organisation_per_minute", "organisations")
+    overrides: list[tuple[str, int]] = []
+    if node.has("organisations"):
+        body = node.node("organisations")
+        for name in body.data:
+            overrides.append((str(name), body.integer(str(name), minimum=1)))
+    return RateLimits(
+        principal_per_minute=node.integer("principal_per_minute", None, minimum=1),
+        organisation_per_minute=node.integer("organisation_per_minute", None, minimum=1),
+        organisations=tuple(sorted(overrides)),
+    )
+
+
 def _country_group(node: Node) -> CountryGroup:
     node.reject_unknown("name", "effective_from", "source", "codes", "description")
     codes = node.strings("codes")
@@ -168,6 +195,7 @@ class _Builder:
     def _settings(self) -> Settings:
         default = Settings()
         lead, approvers = default.max_prerelease_lead, default.min_approvers
+        rate_limits = default.rate_limits
         conflicts: dict[str, ConflictRule] = {
             "subject": default.subject_conflict,
             "organisation": default.organisation_conflict,
@@ -177,6 +205,8 @@ class _Builder:
                 lead = node.duration(key, lead)
             elif key == "min_approvers":
                 approvers = node.integer(key, minimum=1)
+            elif key == "rate_limits":
+                rate_limits = _rate_limits(node.node(key, required=True))
             elif key == "credential_conflicts":
                 body = node.node(key, required=True)
                 body.reject_unknown(*conflicts)
@@ -186,13 +216,14 @@ class _Builder:
                 node.fail(
                     key,
                     "unknown key (expected one of: max_prerelease_lead, min_approvers, "
-                    "credential_conflicts)",
+                    "credential_conflicts, rate_limits)",
                 )
         return Settings(
             max_prerelease_lead=lead,
             min_approvers=approvers,
             subject_conflict=conflicts["subject"],
             organisation_conflict=conflicts["organisation"],
+            rate_limits=rate_limits,
         )
 
     def _warn_unreachable_grantees(self, grants: list[Grant]) -> None:
@@ -322,6 +353,7 @@ class _Builder:
                 "purpose",
                 "approvers",
                 "nationality_exception",
+                "quota",
             )
             grant_id = node.string("id")
             if not _IDENTIFIER.fullmatch(grant_id):
@@ -373,6 +405,7 @@ class _Builder:
                     purpose=node.string("purpose"),
                     approvers=tuple(approvers),
                     nationality_exception=exception,
+                    quota=_quota(node.node("quota")) if node.has("quota") else None,
                 )
             )
         return grants

@@ -87,6 +87,7 @@ class Grant:
     approvers: tuple[str, ...]
     nationality_exception: str | None = None
     origin: str = "file"
+    quota: Quota | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,31 @@ ConflictRule = Literal["refuse", "allow"]
 
 
 @dataclass(frozen=True, slots=True)
+class Quota:
+    """What a grant allows over its whole window: requests and tokens (None: no limit)."""
+
+    requests: int | None = None
+    tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """Requests per minute per principal and per organisation (None: no limit);
+    `organisations` overrides the organisation limit for the organisations it names."""
+
+    principal_per_minute: int | None = None
+    organisation_per_minute: int | None = None
+    organisations: tuple[tuple[str, int], ...] = ()
+
+    def for_organisation(self, organisation: str) -> int | None:
+        """The per-minute limit of `organisation`."""
+        for name, limit in self.organisations:
+            if name == organisation:
+                return limit
+        return self.organisation_per_minute
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Policy-wide settings.
 
@@ -122,6 +148,7 @@ class Settings:
     min_approvers: int = 2
     subject_conflict: ConflictRule = "refuse"
     organisation_conflict: ConflictRule = "refuse"
+    rate_limits: RateLimits = RateLimits()
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from ._model import (
     CountryGroup,
     Grant,
     Model,
+    RateLimits,
     RoleRule,
     Settings,
     Suspension,
@@ -250,6 +251,8 @@ def canonical_content(policy: Policy, pause: Callable[[], None] | None = None) -
             grant.purpose,
             sorted(grant.approvers),
             grant.nationality_exception,
+            # Only when set, so grants without one keep the version they had.
+            *([[grant.quota.requests, grant.quota.tokens]] if grant.quota is not None else []),
         ]
 
     settings: dict[str, Any] = {
@@ -261,6 +264,13 @@ def canonical_content(policy: Policy, pause: Callable[[], None] | None = None) -
     for name in ("subject_conflict", "organisation_conflict"):
         if getattr(policy.settings, name) != "refuse":
             settings[name] = getattr(policy.settings, name)
+    limits = policy.settings.rate_limits
+    if limits != RateLimits():
+        settings["rate_limits"] = [
+            limits.principal_per_minute,
+            limits.organisation_per_minute,
+            [list(pair) for pair in limits.organisations],
+        ]
     content: dict[str, Any] = {
         "settings": settings,
         # A source trusted for any value is its bare name (as before scopes existed);

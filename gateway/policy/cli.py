@@ -166,6 +166,22 @@ def decision_json(decision: Decision) -> dict[str, Any]:
     }
 
 
+def _limits(policy: Policy, decision: Decision) -> dict[str, Any]:
+    """The quota and rate limits that apply to an allowed request under `decision`."""
+    grant = next((g for g in policy.grants if g.id == decision.grant_id), None)
+    quota = grant.quota if grant is not None else None
+    limits = policy.settings.rate_limits
+    return {
+        "grant_quota": None
+        if quota is None
+        else {"requests": quota.requests, "tokens": quota.tokens},
+        "principal_per_minute": limits.principal_per_minute,
+        # The organisation's own limit when it has one (explain names no organisation).
+        "organisation_per_minute": limits.organisation_per_minute,
+        "organisations": dict(limits.organisations),
+    }
+
+
 def _explain(args: argparse.Namespace) -> int:
     at: datetime = args.at
     policy = _load(args.directory)
@@ -177,8 +193,9 @@ def _explain(args: argparse.Namespace) -> int:
         print(f"principal invalid: {exc}", file=sys.stderr)
         return 2
     decision = decide(policy, principal, args.action, args.model, at)
+    limits = _limits(policy, decision)
     if args.json:
-        print(json.dumps(decision_json(decision), indent=2))
+        print(json.dumps({**decision_json(decision), "limits": limits}, indent=2))
         return 0
     verdict = "allow" if decision.allowed else f"deny ({decision.status} {decision.error_code})"
     print(f"decision     {verdict}")
@@ -189,6 +206,13 @@ def _explain(args: argparse.Namespace) -> int:
         print(f"grant        {decision.grant_id} (not_after {_instant(decision.grant_not_after)})")
     for obligation in decision.obligations:
         print(f"obligation   {obligation}")
+    if limits["grant_quota"] is not None:
+        quota = limits["grant_quota"]
+        print(f"quota        {quota['requests'] or 'any'} requests, {quota['tokens'] or 'any'}"
+              " tokens over the grant's window")  # fmt: skip
+    if limits["principal_per_minute"] or limits["organisation_per_minute"]:
+        print(f"rate limits  {limits['principal_per_minute'] or 'none'} per minute per caller,"
+              f" {limits['organisation_per_minute'] or 'none'} per organisation")  # fmt: skip
     print(f"policy       {decision.policy_version}")
     print("rules")
     for rule in decision.rules:

@@ -1,0 +1,233 @@
+"""Quotas and rate limits on the request path, after the policy allowed a request.
+
+What the policy declares (docs/policy.md): a grant's `quota` (requests and tokens over its
+whole window) and `settings.rate_limits` (requests per minute per principal and per
+organisation). What the gateway does:
+
+1. rate limits: one more request in the current minute for the caller and for their
+   organisation; over the limit is `429 rate_limited` with `retry-after` (seconds to the
+   next minute);
+2. a grant's quota: the request is admitted only if the grant's requests stay within
+   its quota and its tokens (used + reserved by requests in flight + this request's
+   reservation) do too; over it is `429 quota_exhausted` with `retry-after` (seconds until
+   the grant's window ends: nothing frees budget before then but an operator);
+3. after the response, the reservation is replaced by the tokens the upstream reported
+   (streams included); a response that reports none keeps its reservation as its cost.
+
+A request's reservation is its `max_completion_tokens` / `max_tokens` /
+`max_output_tokens` when it sets one, else `quotas.reserve_tokens`. So a token quota is
+exceeded by at most, per request in flight, its prompt tokens plus any completion tokens
+beyond its reservation (none when callers set a maximum).
+
+If the counter store is unreachable: grant quotas fail closed (`503 quota_unavailable`),
+rate limits do as `quotas.on_store_failure` says (`allow`, the default, or `deny`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from gateway.config import Section
+from gateway.policy import Decision, Grant, Policy
+from gateway.quotas.counters import Counters, CountersUnavailable, MemoryCounters, RedisCounters
+
+__all__ = ["QuotaLimiter", "QuotaSettings", "Ticket", "Verdict"]
+
+_MINUTE = 60
+_RESERVE_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaSettings:
+    """The `quotas:` settings section."""
+
+    store: str | None = None
+    key_prefix: str = "gateway"
+    on_store_failure: Literal["allow", "deny"] = "allow"
+    reserve_tokens: int = 1024
+    timeout_seconds: float = 0.5
+
+    @classmethod
+    def from_section(cls, section: Section) -> QuotaSettings:
+        section.reject_unknown(
+            "store", "key_prefix", "on_store_failure", "reserve_tokens", "timeout_seconds"
+        )
+        store = section.string("store", None)
+        if store is not None and not store.startswith(("redis://", "rediss://", "unix://")):
+            section.fail("store", "expected a redis://, rediss:// or unix:// URL")
+        return cls(
+            store=store,
+            key_prefix=section.string("key_prefix", "gateway"),
+            on_store_failure=section.choice("on_store_failure", ("allow", "deny"), "allow"),
+            reserve_tokens=section.integer("reserve_tokens", 1024, minimum=0),
+            timeout_seconds=section.number("timeout_seconds", 0.5, minimum=0.01),
+        )
+
+    def counters(self) -> Counters:
+        if self.store is None:
+            return MemoryCounters()
+        return RedisCounters(self.store, prefix=self.key_prefix, timeout=self.timeout_seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """What settling an admitted request needs: its grant budget and its reservation."""
+
+    grant_key: str
+    reserved: int
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Admitted (with a ticket when a grant budget was charged), or refused and why."""
+
+    allowed: bool
+    reason: str | None = None  # rate_limited.principal | rate_limited.organisation | ...
+    status: int = 200
+    code: str | None = None  # rate_limited | quota_exhausted | quota_unavailable
+    retry_after: int | None = None
+    ticket: Ticket | None = None
+
+    def message(self) -> str:
+        if self.code == "rate_limited":
+            return "Too many requests; slow down and retry after the time given."
+        if self.code == "quota_exhausted":
+            return "The quota of your access grant for this model is used up."
+        return "The gateway cannot check quotas right now; nothing was forwarded."
+
+
+ADMITTED = Verdict(True)
+
+
+def grant_key(grant: Grant) -> str:
+    """A grant's budget key: its id and window, so a reused id starts a fresh budget."""
+    return f"{grant.id}:{int(grant.not_before.timestamp())}"
+
+
+class QuotaLimiter:
+    """Applies the policy's quotas and rate limits with `counters` (in process or Redis)."""
+
+    def __init__(self, settings: QuotaSettings, counters: Counters, logger: Any) -> None:
+        self.settings = settings
+        self.counters = counters
+        self.logger = logger
+        self._grants: dict[str, Grant] = {}
+        self._grants_version = ""
+
+    def grant(self, policy: Policy, grant_id: str | None) -> Grant | None:
+        """The grant of `policy` named `grant_id`, looked up in O(1)."""
+        if grant_id is None:
+            return None
+        if self._grants_version != policy.version:
+            self._grants = {grant.id: grant for grant in policy.grants}
+            self._grants_version = policy.version
+        return self._grants.get(grant_id)
+
+    async def admit(
+        self,
+        policy: Policy,
+        decision: Decision,
+        caller: str,
+        organisation: str | None,
+        body: dict[str, Any],
+        now: float,
+    ) -> Verdict:
+        """Charge this request to the caller's rate limits and its grant's quota."""
+        limits = policy.settings.rate_limits
+        checks = []
+        if limits.principal_per_minute is not None:
+            checks.append(("principal", f"rate:principal:{caller}", limits.principal_per_minute))
+        if organisation is not None:
+            limit = limits.for_organisation(organisation)
+            if limit is not None:
+                checks.append(("organisation", f"rate:organisation:{organisation}", limit))
+        for name, key, limit in checks:
+            try:
+                allowed, wait = await self.counters.hit(key, limit, _MINUTE, now)
+            except CountersUnavailable as exc:
+                self.logger.error("quota.store_unavailable", check="rate_limit", error=exc.reason)
+                if self.settings.on_store_failure == "deny":
+                    return _unavailable("rate_limit")
+                continue
+            if not allowed:
+                return Verdict(
+                    False, f"rate_limited.{name}", 429, "rate_limited", max(1, round(wait + 0.5))
+                )
+        grant = self.grant(policy, decision.grant_id)
+        if grant is None or grant.quota is None:
+            return ADMITTED
+        reserve = _reservation(body, self.settings.reserve_tokens)
+        key = grant_key(grant)
+        try:
+            admitted, ran_out, _, _ = await self.counters.admit(
+                key,
+                grant.quota.requests,
+                grant.quota.tokens,
+                reserve if grant.quota.tokens is not None else 0,
+                grant.not_after.timestamp() + 86_400,
+            )
+        except CountersUnavailable as exc:
+            self.logger.error("quota.store_unavailable", check="grant", error=exc.reason)
+            return _unavailable("grant")
+        if not admitted:
+            ends = max(1, round(grant.not_after.timestamp() - now))
+            return Verdict(False, f"quota.{ran_out}_exhausted", 429, "quota_exhausted", ends)
+        return Verdict(True, ticket=Ticket(key, reserve if grant.quota.tokens is not None else 0))
+
+    async def settle(self, ticket: Ticket | None, usage: Any) -> None:
+        """Replace the reservation with the tokens the upstream reported (if it did)."""
+        if ticket is None or (ticket.reserved == 0 and usage is None):
+            return
+        used = _tokens(usage)
+        try:
+            await self.counters.settle(
+                ticket.grant_key, ticket.reserved, used if used is not None else ticket.reserved
+            )
+        except CountersUnavailable as exc:
+            # The request was served; its cost stays reserved (counted) in the store.
+            self.logger.error("quota.settle_failed", error=exc.reason)
+
+    async def budget(self, grant: Grant, now: datetime) -> dict[str, Any] | None:
+        """What is left of a grant's quota (for /v1/whoami), or None without a quota."""
+        if grant.quota is None:
+            return None
+        try:
+            requests, tokens, reserved = await self.counters.usage(grant_key(grant))
+        except CountersUnavailable:
+            return {"available": False}
+        quota = grant.quota
+        return {
+            "requests": {"limit": quota.requests, "used": requests}
+            | ({"remaining": max(0, quota.requests - requests)} if quota.requests else {}),
+            "tokens": {"limit": quota.tokens, "used": tokens, "reserved": reserved}
+            | ({"remaining": max(0, quota.tokens - tokens - reserved)} if quota.tokens else {}),
+        }
+
+    async def close(self) -> None:
+        await self.counters.close()
+
+
+def _unavailable(check: str) -> Verdict:
+    return Verdict(False, f"quota.unavailable[{check}]", 503, "quota_unavailable", 1)
+
+
+def _reservation(body: dict[str, Any], default: int) -> int:
+    for name in _RESERVE_FIELDS:
+        value = body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return default
+
+
+def _tokens(usage: Any) -> int | None:
+    """Tokens a usage report counts: its total, else prompt + completion as reported."""
+    if usage is None:
+        return None
+    total = getattr(usage, "total_tokens", None)
+    if isinstance(total, int):
+        return total
+    parts = [getattr(usage, name, None) for name in ("prompt_tokens", "completion_tokens")]
+    counted = [part for part in parts if isinstance(part, int)]
+    return sum(counted) if counted else None
