@@ -30,6 +30,7 @@ from gateway.records import event_record
 from gateway.responses import Receive, Scope, Send
 from gateway.settings import Settings
 from gateway.state import Gateway
+from gateway.witness import WitnessSubmitter
 
 
 class GatewayApp:
@@ -80,7 +81,12 @@ def build_app(
         ),
         issuer_sources={issuer.issuer: issuer.source for issuer in settings.identity.issuers},
         logger=logger,
+        witnesses=WitnessSubmitter(settings.audit, logger=logger)
+        if settings.audit.witnesses
+        else None,
     )
+    if gateway.witnesses is not None:
+        audit.checkpoint_listeners.append(gateway.witnesses.checkpoint_signed)
     pending: set[asyncio.Task[Any]] = set()
 
     def on_reload(outcome: ReloadOutcome) -> None:
@@ -119,6 +125,8 @@ def build_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await audit.start()
         try:
+            if gateway.witnesses is not None:
+                await gateway.witnesses.start()
             await pool.start()
             await gateway.probe.start()
             await watcher.start()
@@ -143,6 +151,9 @@ def build_app(
             if http is None:
                 await control_client.aclose()
             await audit.stop()
+            if gateway.witnesses is not None:
+                # After the log: one last attempt to have its final checkpoint cosigned.
+                await gateway.witnesses.stop()
             logger.info("gateway.stopped")
 
     control = Starlette(routes=routes(), lifespan=lifespan)

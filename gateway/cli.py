@@ -1,4 +1,4 @@
-"""The `gateway` command: serve, policy, audit, keys and certs.
+"""The `gateway` command: serve, policy, audit, keys, certs and witness.
 
 Each sub-package registers its own sub-commands; every command returns its exit status
 (0 success, 1 a check failed, 2 bad input or configuration). A reader that stops early
@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.audit.cli import register as register_audit
     from gateway.identity.cli import register as register_certs
     from gateway.policy.cli import register as register_policy
+    from gateway.witness.cli import register as register_witness
 
     parser = argparse.ArgumentParser(
         prog="gateway",
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_policy(commands)
     register_audit(commands)
     register_certs(commands)
+    register_witness(commands)
     demo = commands.add_parser("demo-upstream", help="run the demo upstream (a stand-in model)")
     demo.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"

@@ -14,6 +14,7 @@ from gateway.policy import PolicyHolder
 from gateway.proxy import Forwarder, Route, UpstreamPool, UpstreamSettings
 from gateway.readiness import UpstreamProbe
 from gateway.records import PrincipalRecords
+from gateway.witness import WitnessSubmitter
 
 
 @dataclass(slots=True)
@@ -37,6 +38,9 @@ class Gateway:
     issuer_sources: dict[str, str] = field(default_factory=dict)
     principals: PrincipalRecords = field(default_factory=PrincipalRecords)
     logger: Any = field(default_factory=get_logger)
+    # Submits signed checkpoints to the configured witnesses; `witnesses.lag()` says how
+    # far behind each one is (for metrics; /readyz shows it without turning unready).
+    witnesses: WitnessSubmitter | None = None
 
     async def record(self, record: dict[str, Any]) -> int | None:
         """Append a record; None (and a log line) when the audit log cannot write."""

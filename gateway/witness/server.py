@@ -169,7 +169,9 @@ class Witness:
         if verdict.status == 409:
             assert verdict.size is not None
             self._log_refusal(409, verdict.reason, checkpoint.origin)
-            return Response(format_size(verdict.size) + "\n", 409, media_type=SIZE_CONTENT_TYPE)
+            # Exactly this type: Starlette would add "; charset=utf-8" to a media_type.
+            body = (format_size(verdict.size) + "\n").encode()
+            return Response(body, 409, headers={"content-type": SIZE_CONTENT_TYPE})
         return self._refuse(verdict.status, verdict.reason, origin=checkpoint.origin)
 
     def _outcome(

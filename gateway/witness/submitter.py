@@ -9,7 +9,7 @@ cosignatures say, or as the witness said in a 409). A witness's cosignature line
 verified with its configured key and stored with the checkpoint. When a newer
 checkpoint signed by another process appears, submitting it is that process's job.
 At start a process takes up the latest checkpoint if a witness lacks it, so a witness
-that was down catches up after any restart.
+that was down catches up after any restart; at stop it makes one last attempt.
 
 A witness that fails (unreachable, timeout, any answer but 200) is retried with
 exponential backoff, with jitter, from `witness_retry_seconds` up to
@@ -55,9 +55,11 @@ _CONFLICT_ROUNDS = 3  # a 409 names the witness's size; resubmit from it, a few 
 class WitnessLag:
     """How far one witness is behind the log's latest checkpoint.
 
-    `records`: checkpoint size minus the size the witness cosigned last; `seconds`: how
-    long the oldest checkpoint it has not cosigned has waited (0 when caught up);
-    `failures`: consecutive failed submissions; `last_error`: why the last one failed.
+    `cosigned_size`: the largest of this log's checkpoints the witness has cosigned (a
+    cosignature is stored for it); `records`: the latest checkpoint's size minus that;
+    `seconds`: how long the oldest checkpoint it has not cosigned has waited (0 when
+    caught up); `failures`: consecutive failed submissions; `last_error`: why the last
+    one failed.
     """
 
     witness: str
@@ -92,8 +94,9 @@ class _Tracked:
         self.last_error: str | None = None
 
     @property
-    def size(self) -> int:
-        """The witness's latest cosigned size, as best known."""
+    def old_size(self) -> int:
+        """The size to submit from: the witness's latest cosigned size as best known (its
+        409 may name a size whose cosignature this store lacks, or another root)."""
         return self.reported if self.reported is not None else self.cosigned
 
 
@@ -151,13 +154,21 @@ class WitnessSubmitter:
         return httpx.AsyncClient(verify=verify, timeout=timeout, follow_redirects=False)
 
     async def stop(self) -> None:
-        """Stop submitting (what is not cosigned yet is taken up at the next start)."""
+        """Stop submitting, after one last attempt (bounded by `witness_timeout_seconds`)
+        to have the latest checkpoint cosigned: the audit log signs a final checkpoint
+        when it stops, so stop the log first. What is still not cosigned is taken up at
+        the next start."""
         if self._task is None:
             return
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        try:
+            async with asyncio.timeout(self.settings.witness_timeout_seconds):
+                await self._round(take_up=False, final=True)
+        except Exception as exc:  # noqa: BLE001 - stopping must finish whatever happened
+            self.logger.warning("witness.final_round_failed", error=type(exc).__name__)
         for tracked in self._tracked:
             await tracked.client.aclose()
         if self._thread is not None:
@@ -179,12 +190,12 @@ class WitnessSubmitter:
         now_us = int(self._wall_clock() * 1_000_000)
         result = {}
         for tracked in self._tracked:
-            behind = max(0, latest - tracked.size)
+            behind = max(0, latest - tracked.cosigned)
             since = tracked.behind_since_us
             seconds = max(0.0, (now_us - since) / 1e6) if behind and since is not None else 0.0
             result[tracked.settings.name] = WitnessLag(
                 tracked.settings.name,
-                tracked.size,
+                tracked.cosigned,
                 behind,
                 seconds,
                 tracked.failures,
@@ -215,11 +226,11 @@ class WitnessSubmitter:
         now = time.monotonic()
         latest = self._latest.tree_size if self._latest is not None else 0
         for tracked in self._tracked:
-            if tracked.size < latest and latest <= self._mine:
+            if tracked.cosigned < latest and latest <= self._mine:
                 wait = min(wait, max(0.0, tracked.next_attempt - now))
         return wait
 
-    async def _round(self, *, take_up: bool) -> None:
+    async def _round(self, *, take_up: bool, final: bool = False) -> None:
         latest, sizes, since = await self._in_store(self._look)
         self._latest = latest
         if latest is None:
@@ -230,7 +241,7 @@ class WitnessSubmitter:
             tracked.cosigned = sizes[tracked.settings.name]
             if tracked.reported is not None and tracked.reported <= tracked.cosigned:
                 tracked.reported = None
-            behind = tracked.size < latest.tree_size
+            behind = tracked.cosigned < latest.tree_size
             if not behind:
                 tracked.behind_since_us = None
             elif tracked.behind_since_us is None:
@@ -238,7 +249,11 @@ class WitnessSubmitter:
         if latest.tree_size > self._mine:
             return  # signed by another process, which submits it
         now = time.monotonic()
-        due = [t for t in self._tracked if t.size < latest.tree_size and now >= t.next_attempt]
+        due = [
+            t
+            for t in self._tracked
+            if t.cosigned < latest.tree_size and (final or now >= t.next_attempt)
+        ]
         await asyncio.gather(*(self._submit(tracked, latest) for tracked in due))
 
     def _look(
@@ -273,7 +288,7 @@ class WitnessSubmitter:
         except (AuditError, OSError) as exc:
             self._failed(tracked, f"the audit store failed ({type(exc).__name__})")
             return
-        before = tracked.size
+        before = tracked.old_size
         tracked.cosigned = latest.tree_size
         tracked.reported = None
         tracked.behind_since_us = None
@@ -292,7 +307,7 @@ class WitnessSubmitter:
         """One submission, resubmitting from the size a 409 names; the verified
         cosignature lines once they are stored."""
         witness = tracked.settings
-        old = tracked.size
+        old = tracked.old_size
         for _ in range(_CONFLICT_ROUNDS):
             if old > latest.tree_size:
                 raise SubmissionFailed(
@@ -332,10 +347,16 @@ class WitnessSubmitter:
                 tracked.reported = size
                 old = size
                 continue
+            if response.status_code == 422:
+                raise SubmissionFailed(
+                    f"the witness refused the consistency proof from size {old} (422:"
+                    f" {_excerpt(body)}): the log may have been forked",
+                    status=422,
+                    conflict=True,
+                )
             raise SubmissionFailed(
                 f"the witness answered {response.status_code}: {_excerpt(body)}",
                 status=response.status_code,
-                conflict=response.status_code == 422,
             )
         raise SubmissionFailed("the witness's size kept changing", status=409)
 
