@@ -3,52 +3,31 @@ process), and against witnesses that are down, forked or dishonest."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from gateway.audit import (
-    AuditLog,
-    AuditSettings,
-    Checkpoint,
-    format_checkpoint,
-    load_signer,
-    open_store,
-)
-from gateway.audit.cosignature import CosignatureSigner, generate_cosigner
-from gateway.audit.settings import WitnessSettings
-from gateway.witness import (
-    WitnessedLog,
-    WitnessState,
-    WitnessSubmitter,
-    build_witness_app,
-    format_add_checkpoint,
-)
-from tests.audit.conftest import make_record
+from gateway.audit import AuditLog, AuditSettings, Checkpoint, format_checkpoint, load_signer
+from gateway.audit.cosignature import generate_cosigner
+from gateway.witness import WitnessState, format_add_checkpoint
 from tests.witness import spec
 
 from .conftest import ORIGIN
-
-
-@dataclasses.dataclass
-class Witnessing:
-    log: AuditLog
-    submitter: WitnessSubmitter
-    signers: list[CosignatureSigner]
-    apps: list[Any]
-    states: list[WitnessState]
-
-
-def _witness_settings(signer: CosignatureSigner, number: int) -> WitnessSettings:
-    return WitnessSettings(signer.name, f"http://witness-{number}.test/", signer.verifier)
+from .support import (
+    Running,
+    Witnessing,
+    append,
+    caught_up,
+    log_note,
+    until,
+    witness_apps,
+)
 
 
 @pytest.fixture
@@ -56,100 +35,18 @@ def fast(settings: AuditSettings) -> AuditSettings:
     return dataclasses.replace(settings, witness_retry_seconds=0.05, witness_retry_max_seconds=0.2)
 
 
-def _apps(
-    settings: AuditSettings, tmp_path: Path, count: int
-) -> tuple[list[CosignatureSigner], list[Any], list[WitnessState]]:
-    log_key = load_signer(settings.signing_key).verifier
-    signers = [generate_cosigner(f"witness.test/w{i}") for i in range(count)]
-    states = [WitnessState(tmp_path / f"witness-{i}.db") for i in range(count)]
-    apps = [
-        build_witness_app({ORIGIN: WitnessedLog(ORIGIN, log_key)}, signer, state)
-        for signer, state in zip(signers, states, strict=True)
-    ]
-    return signers, apps, states
-
-
 @pytest.fixture
 async def witnessing(fast: AuditSettings, tmp_path: Path) -> AsyncIterator[Witnessing]:
-    signers, apps, states = _apps(fast, tmp_path, 2)
-    async with _running(fast, signers, apps, states) as running:
+    signers, apps, states = witness_apps(fast, tmp_path, 2)
+    async with Running(fast, signers, apps, states) as running:
         yield running
-
-
-def _transport(apps: list[Any]) -> Callable[[WitnessSettings], httpx.AsyncBaseTransport]:
-    def make(witness: WitnessSettings) -> httpx.AsyncBaseTransport:
-        number = int(witness.url.split("witness-")[1].split(".")[0])
-        return httpx.ASGITransport(app=apps[number])
-
-    return make
-
-
-class _running:
-    """The audit log and a submitter wired as build_app wires them."""
-
-    def __init__(
-        self,
-        settings: AuditSettings,
-        signers: list[CosignatureSigner],
-        apps: list[Any],
-        states: list[WitnessState],
-        transport: Callable[[WitnessSettings], httpx.AsyncBaseTransport] | None = None,
-    ) -> None:
-        self.settings = dataclasses.replace(
-            settings,
-            witnesses=tuple(_witness_settings(s, i) for i, s in enumerate(signers)),
-        )
-        self.log = AuditLog(self.settings)
-        self.submitter = WitnessSubmitter(self.settings, transport=transport or _transport(apps))
-        self.running = Witnessing(self.log, self.submitter, signers, apps, states)
-
-    async def __aenter__(self) -> Witnessing:
-        await self.log.start()
-        self.log.checkpoint_listeners.append(self.submitter.checkpoint_signed)
-        await self.submitter.start()
-        return self.running
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.log.stop()
-        await self.submitter.stop()
-        for state in self.running.states:
-            state.close()
-
-
-async def _until(condition: Callable[[], bool], seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
-
-
-def _caught_up(submitter: WitnessSubmitter, size: int) -> Callable[[], bool]:
-    return lambda: all(
-        lag.cosigned_size >= size and lag.records == 0 for lag in submitter.lag().values()
-    )
-
-
-def log_note(settings: AuditSettings) -> str:
-    store = open_store(settings.store, readonly=True)
-    try:
-        latest = store.latest_checkpoint()
-    finally:
-        store.close()
-    assert latest is not None
-    return latest.note
-
-
-async def _append(log: AuditLog, count: int, start: int = 0) -> None:
-    for number in range(start, start + count):
-        await log.append(make_record(number))
 
 
 async def test_each_signed_checkpoint_is_cosigned_and_served_with_the_cosignatures(
     witnessing: Witnessing,
 ) -> None:
-    await _append(witnessing.log, 25)  # checkpoints at 10 and 20
-    await _until(_caught_up(witnessing.submitter, 20))
+    await append(witnessing.log, 25)  # checkpoints at 10 and 20
+    await until(caught_up(witnessing.submitter, 20))
     note = await witnessing.log.latest_checkpoint()
     assert note is not None
     text, lines = spec.note_text_and_lines(note)
@@ -163,10 +60,10 @@ async def test_a_witness_that_knows_a_later_size_gets_the_proof_from_it(
     fast: AuditSettings, tmp_path: Path
 ) -> None:
     """A 409 names the witness's size; the submitter resubmits with the proof from it."""
-    signers, apps, states = _apps(fast, tmp_path, 1)
+    signers, apps, states = witness_apps(fast, tmp_path, 1)
     log = AuditLog(fast)
     await log.start()
-    await _append(log, 12)
+    await append(log, 12)
     await log.stop()  # the latest checkpoint is at 12
     first = log_note(fast)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=apps[0])) as client:
@@ -174,17 +71,17 @@ async def test_a_witness_that_knows_a_later_size_gets_the_proof_from_it(
             "http://w/add-checkpoint", content=format_add_checkpoint(0, [], first)
         )
         assert fed.status_code == 200
-    async with _running(fast, signers, apps, states) as running:
+    async with Running(fast, signers, apps, states) as running:
         assert running.submitter.lag()  # known before anything was cosigned here
-        await _append(running.log, 10, start=12)  # a checkpoint at 22
-        await _until(_caught_up(running.submitter, 22))
+        await append(running.log, 10, start=12)  # a checkpoint at 22
+        await until(caught_up(running.submitter, 22))
         assert states[0].latest(ORIGIN).tree_size == 22  # type: ignore[union-attr]
 
 
 async def test_a_witness_holding_a_fork_is_reported_as_a_conflict(
     fast: AuditSettings, tmp_path: Path
 ) -> None:
-    signers, apps, states = _apps(fast, tmp_path, 1)
+    signers, apps, states = witness_apps(fast, tmp_path, 1)
     signer = load_signer(fast.signing_key)
     forked = signer.sign(format_checkpoint(Checkpoint(ORIGIN, 10, b"\x66" * 32)))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=apps[0])) as client:
@@ -193,9 +90,9 @@ async def test_a_witness_holding_a_fork_is_reported_as_a_conflict(
         )
         assert response.status_code == 200
     with capture_logs() as logs:
-        async with _running(fast, signers, apps, states) as running:
-            await _append(running.log, 15)
-            await _until(lambda: running.submitter.lag()[signers[0].name].failures >= 2)
+        async with Running(fast, signers, apps, states) as running:
+            await append(running.log, 15)
+            await until(lambda: running.submitter.lag()[signers[0].name].failures >= 2)
             lag = running.submitter.lag()[signers[0].name]
             assert lag.records > 0
             assert "forked" in (lag.last_error or "")
@@ -217,11 +114,11 @@ async def test_a_down_witness_is_retried_with_exponential_backoff(
 
     signers = [generate_cosigner("witness.test/w0")]
     with capture_logs() as logs:
-        async with _running(
+        async with Running(
             retry, signers, [], [], transport=lambda _: httpx.MockTransport(refuse)
         ) as running:
-            await _append(running.log, 10)  # a checkpoint at 10
-            await _until(lambda: len(attempts) >= 6, seconds=15)
+            await append(running.log, 10)  # a checkpoint at 10
+            await until(lambda: len(attempts) >= 6, seconds=15)
             lag = running.submitter.lag()[signers[0].name]
             assert lag.records == 10
             assert lag.seconds > 0
@@ -250,11 +147,11 @@ async def test_a_cosignature_that_does_not_verify_is_never_stored(
         forged = liar.cosign(text.replace("\n10\n", "\n11\n"), int(time.time()))
         return httpx.Response(200, text=other + forged + honest)
 
-    async with _running(
+    async with Running(
         fast, [liar], [], [], transport=lambda _: httpx.MockTransport(answer)
     ) as running:
-        await _append(running.log, 10)
-        await _until(lambda: running.submitter.lag()[liar.name].failures >= 1)
+        await append(running.log, 10)
+        await until(lambda: running.submitter.lag()[liar.name].failures >= 1)
         assert "does not verify" in (running.submitter.lag()[liar.name].last_error or "")
         note = await running.log.latest_checkpoint()
         assert note is not None
@@ -272,11 +169,11 @@ async def test_lines_by_other_keys_are_ignored_and_only_the_witness_line_is_stor
         text = note[: note.rindex("\n\n") + 1]
         return httpx.Response(200, text=stranger.cosign(text, 1) + witness.cosign(text, 2))
 
-    async with _running(
+    async with Running(
         fast, [witness], [], [], transport=lambda _: httpx.MockTransport(answer)
     ) as running:
-        await _append(running.log, 10)
-        await _until(_caught_up(running.submitter, 10))
+        await append(running.log, 10)
+        await until(caught_up(running.submitter, 10))
         note = await running.log.latest_checkpoint()
         assert note is not None
         assert witness.name in note
@@ -286,10 +183,10 @@ async def test_lines_by_other_keys_are_ignored_and_only_the_witness_line_is_stor
 async def test_the_final_checkpoint_is_submitted_when_the_gateway_stops(
     fast: AuditSettings, tmp_path: Path
 ) -> None:
-    signers, apps, states = _apps(fast, tmp_path, 1)
-    async with _running(fast, signers, apps, states) as running:
-        await _append(running.log, 13)  # a checkpoint at 10; 13 is signed at stop
-        await _until(_caught_up(running.submitter, 10))
+    signers, apps, states = witness_apps(fast, tmp_path, 1)
+    async with Running(fast, signers, apps, states) as running:
+        await append(running.log, 13)  # a checkpoint at 10; 13 is signed at stop
+        await until(caught_up(running.submitter, 10))
     reopened = WitnessState(tmp_path / "witness-0.db")
     assert reopened.latest(ORIGIN).tree_size == 13  # type: ignore[union-attr]
     reopened.close()
