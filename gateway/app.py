@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 
 from gateway.audit import AuditLog, BodyDigest
 from gateway.audit.keys import load_hmac_key
+from gateway.candidate import ShadowPolicy
 from gateway.control import routes
 from gateway.identity import Authenticator
 from gateway.inference import INFERENCE_PATHS, InferenceEndpoint
@@ -84,6 +85,9 @@ def build_app(
         witnesses=WitnessSubmitter(settings.audit, logger=logger)
         if settings.audit.witnesses
         else None,
+        shadow=ShadowPolicy(load_policy(settings.policy.shadow), logger=logger)
+        if settings.policy.shadow is not None
+        else None,
     )
     if gateway.witnesses is not None:
         audit.checkpoint_listeners.append(gateway.witnesses.checkpoint_signed)
@@ -116,9 +120,24 @@ def build_app(
         task = asyncio.get_running_loop().create_task(gateway.record(record))
         pending.add(task)
         task.add_done_callback(pending.discard)
+        if outcome.trigger == "sighup" and shadow_watcher is not None:
+            shadow_task = asyncio.get_running_loop().create_task(shadow_watcher.reload("sighup"))
+            pending.add(shadow_task)
+            shadow_task.add_done_callback(pending.discard)
 
     watcher = PolicyWatcher(
         settings.policy.directory, holder, on_reload, watch_files=settings.policy.watch
+    )
+    shadow_watcher = (
+        PolicyWatcher(
+            settings.policy.shadow,
+            gateway.shadow.holder,
+            _shadow_reloaded(logger),
+            watch_files=settings.policy.watch,
+            signals=False,  # one SIGHUP handler per process: the live watcher's
+        )
+        if gateway.shadow is not None and settings.policy.shadow is not None
+        else None
     )
 
     @contextlib.asynccontextmanager
@@ -130,6 +149,8 @@ def build_app(
             await pool.start()
             await gateway.probe.start()
             await watcher.start()
+            if shadow_watcher is not None:
+                await shadow_watcher.start()
             _check_routes(gateway, logger)
             # Objects built at start-up live as long as the process: keep the collector
             # from walking them again and again (a full pass stalls the loop for ~15 ms).
@@ -138,11 +159,16 @@ def build_app(
             logger.info(
                 "gateway.started",
                 policy_version=holder.current.version,
+                shadow_policy_version=gateway.shadow.holder.current.version
+                if gateway.shadow is not None
+                else None,
                 models=sorted(gateway.routes),
             )
             yield
         finally:
             await watcher.stop()
+            if shadow_watcher is not None:
+                await shadow_watcher.stop()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
             await gateway.probe.stop()
@@ -159,6 +185,25 @@ def build_app(
     control = Starlette(routes=routes(), lifespan=lifespan)
     control.state.gateway = gateway
     return GatewayApp(gateway, control)
+
+
+def _shadow_reloaded(logger: Any) -> Callable[[ReloadOutcome], None]:
+    """Log each reload of the shadow policy (never enforced, so not an audit record)."""
+
+    def report(outcome: ReloadOutcome) -> None:
+        if outcome.ok:
+            logger.info(
+                "policy.shadow_reloaded",
+                old=outcome.old_version,
+                new=outcome.new_version,
+                trigger=outcome.trigger,
+            )
+        else:
+            logger.error(
+                "policy.shadow_reload_failed", error=outcome.error, trigger=outcome.trigger
+            )
+
+    return report
 
 
 def _check_routes(gateway: Gateway, logger: Any) -> None:

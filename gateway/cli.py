@@ -58,6 +58,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from gateway.audit.cli import register as register_audit
+    from gateway.candidate.cli import register_replay
     from gateway.identity.cli import register as register_certs
     from gateway.policy.cli import register as register_policy
     from gateway.witness.cli import register as register_witness
@@ -82,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="gateway processes sharing the listener and the audit store (default 1)",
     )
     serve.set_defaults(func=_serve)
-    register_policy(commands)
+    register_replay(register_policy(commands))
     register_audit(commands)
     register_certs(commands)
     register_witness(commands)

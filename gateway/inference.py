@@ -90,6 +90,7 @@ class _Exchange:
     reason: str | None = None
     bytes_in: int = 0
     bytes_out: int = 0
+    shadow: dict[str, Any] | None = None  # the shadow policy's outcome, when it differs
 
     def record(
         self,
@@ -121,6 +122,7 @@ class _Exchange:
             request_bytes=self.bytes_in,
             policy_version=self.policy.version,
             query=self.query,
+            shadow=self.shadow,
         )
 
     def _roles(self) -> frozenset[str]:
@@ -261,6 +263,10 @@ class InferenceEndpoint:
         target = gateway.routes.get(model)
         if decision.allowed and target is None:
             decision = _unrouted(decision)
+        if gateway.shadow is not None:  # a candidate policy, compared and never enforced
+            exchange.shadow = gateway.shadow.compare(
+                exchange.principal, model, exchange.instant, decision, routed=target is not None
+            )
         if not decision.allowed:
             code = decision.error_code or "permission_denied"
             message = (

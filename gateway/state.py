@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.audit import AuditError, AuditLog, BodyDigest
+from gateway.candidate import ShadowPolicy
 from gateway.identity import Authenticator
 from gateway.logs import get_logger
 from gateway.policy import PolicyHolder
@@ -41,6 +42,9 @@ class Gateway:
     # Submits signed checkpoints to the configured witnesses; `witnesses.lag()` says how
     # far behind each one is (for metrics; /readyz shows it without turning unready).
     witnesses: WitnessSubmitter | None = None
+    # The candidate policy of shadow mode; `shadow.differences` counts the inference
+    # requests it would have decided otherwise (for metrics).
+    shadow: ShadowPolicy | None = None
 
     async def record(self, record: dict[str, Any]) -> int | None:
         """Append a record; None (and a log line) when the audit log cannot write."""
