@@ -70,13 +70,14 @@ class WitnessLag:
     last_error: str | None
 
     def to_json(self) -> dict[str, Any]:
+        """For /readyz: the lag without the error text (that names hosts and quotes the
+        witness; the log line carries it)."""
         return {
             "witness": self.witness,
             "cosigned_size": self.cosigned_size,
             "behind_records": self.records,
             "behind_seconds": round(self.seconds, 3),
             "failures": self.failures,
-            "last_error": self.last_error,
         }
 
 
