@@ -11,16 +11,16 @@ of the spec's "add-checkpoint" section:
    checkpoint cosigned for the origin (0 if none)            else 409 Conflict, body
                                                              `<that size>\\n`, type
                                                              text/x.tlog.size
-6. from old size 0, the proof is empty                       else 422
-7. if the old size is the checkpoint's size, the roots are
+6. if the old size is the checkpoint's size, the roots are
    the same                                                  else 409 (evidence kept)
    and the proof is empty                                    else 422
+7. from old size 0, the proof is empty                       else 422
 8. otherwise the RFC 6962 consistency proof from the stored
    root to the checkpoint's root verifies                    else 422 (evidence kept)
 
 Then the checkpoint becomes the latest for its origin, durably, and the answer is 200
 with the witness's cosignature line (c2sp.org/tlog-cosignature). A checkpoint refused
-at 7 or 8 is signed by the log yet does not extend what the witness cosigned: it is
+at 6 or 8 is signed by the log yet does not extend what the witness cosigned: it is
 kept in the state file as evidence of a fork, and logged.
 """
 
@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,18 +74,18 @@ def judge(
     known_size = latest.tree_size if latest is not None else 0
     if request.old_size != known_size:
         return Verdict(409, "the old size is not the size this witness cosigned", known_size)
-    if request.old_size == 0:
-        if request.proof:
-            return Verdict(422, "a consistency proof from size 0 must be empty")
-        return Verdict(200, "cosigned")
-    assert latest is not None
-    if request.old_size == checkpoint.tree_size:
+    if latest is not None and request.old_size == checkpoint.tree_size:
         if checkpoint.root_hash != latest.root_hash:
             reason = "a different root at the size this witness cosigned"
             return Verdict(409, reason, known_size, evidence=True)
         if request.proof:
             return Verdict(422, "a consistency proof between equal sizes must be empty")
         return Verdict(200, "cosigned")
+    if request.old_size == 0:
+        if request.proof:
+            return Verdict(422, "a consistency proof from size 0 must be empty")
+        return Verdict(200, "cosigned")
+    assert latest is not None
     try:
         verify_consistency(
             request.old_size,
@@ -107,7 +107,7 @@ class Witness:
 
     def __init__(
         self,
-        logs: dict[str, WitnessedLog] | Any,
+        logs: Mapping[str, WitnessedLog],
         signer: CosignatureSigner,
         state: WitnessState,
         *,
@@ -233,7 +233,7 @@ async def _healthz(request: Request) -> Response:
 
 
 def build_witness_app(
-    logs: dict[str, WitnessedLog] | Any,
+    logs: Mapping[str, WitnessedLog],
     signer: CosignatureSigner,
     state: WitnessState,
     *,

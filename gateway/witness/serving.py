@@ -21,7 +21,7 @@ def witness_config(
 ) -> uvicorn.Config:
     """A uvicorn config serving the witness built from `settings`."""
     app = build_witness_app(
-        dict(settings.logs),
+        settings.logs,
         load_witness_signer(settings.signing_key),
         WitnessState(settings.state),
         clock=clock,
