@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 
 from gateway.audit import AuditLog, BodyDigest
 from gateway.audit.keys import load_hmac_key
+from gateway.candidate import ShadowPolicy
 from gateway.control import routes
 from gateway.dynamic import ControlStore, LiveControl, open_channel
 from gateway.handshakes import HandshakeEvidence
@@ -33,6 +34,7 @@ from gateway.records import event_record
 from gateway.responses import Receive, Scope, Send
 from gateway.settings import Settings
 from gateway.state import Gateway
+from gateway.witness import WitnessSubmitter
 
 
 class GatewayApp:
@@ -92,6 +94,12 @@ def build_app(
         issuer_sources={issuer.issuer: issuer.source for issuer in settings.identity.issuers},
         logger=logger,
         quotas=QuotaLimiter(settings.quotas, settings.quotas.counters(), logger),
+        witnesses=WitnessSubmitter(settings.audit, logger=logger)
+        if settings.audit.witnesses
+        else None,
+        shadow=ShadowPolicy(load_policy(settings.policy.shadow), logger=logger)
+        if settings.policy.shadow is not None
+        else None,
     )
     handshakes = HandshakeEvidence(
         HandshakeFailureLimiter(
@@ -101,6 +109,8 @@ def build_app(
         clock,
         logger,
     )
+    if gateway.witnesses is not None:
+        audit.checkpoint_listeners.append(gateway.witnesses.checkpoint_signed)
     pending: set[asyncio.Task[Any]] = set()
 
     def on_reload(outcome: ReloadOutcome) -> None:
@@ -133,9 +143,24 @@ def build_app(
         task = asyncio.get_running_loop().create_task(gateway.record(record))
         pending.add(task)
         task.add_done_callback(pending.discard)
+        if outcome.trigger == "sighup" and shadow_watcher is not None:
+            shadow_task = asyncio.get_running_loop().create_task(shadow_watcher.reload("sighup"))
+            pending.add(shadow_task)
+            shadow_task.add_done_callback(pending.discard)
 
     watcher = PolicyWatcher(
         settings.policy.directory, holder, on_reload, watch_files=settings.policy.watch
+    )
+    shadow_watcher = (
+        PolicyWatcher(
+            settings.policy.shadow,
+            gateway.shadow.holder,
+            _shadow_reloaded(logger),
+            watch_files=settings.policy.watch,
+            signals=False,  # one SIGHUP handler per process: the live watcher's
+        )
+        if gateway.shadow is not None and settings.policy.shadow is not None
+        else None
     )
 
     async def start_control() -> None:
@@ -156,9 +181,13 @@ def build_app(
         await audit.start()
         try:
             await start_control()
+            if gateway.witnesses is not None:
+                await gateway.witnesses.start()
             await pool.start()
             await gateway.probe.start()
             await watcher.start()
+            if shadow_watcher is not None:
+                await shadow_watcher.start()
             _check_routes(gateway, logger)
             # Objects built at start-up live as long as the process: keep the collector
             # from walking them again and again (a full pass stalls the loop for ~15 ms).
@@ -167,6 +196,9 @@ def build_app(
             logger.info(
                 "gateway.started",
                 policy_version=holder.current.version,
+                shadow_policy_version=gateway.shadow.holder.current.version
+                if gateway.shadow is not None
+                else None,
                 models=sorted(gateway.routes),
             )
             _log_policy_warnings(holder, logger)
@@ -175,6 +207,8 @@ def build_app(
             await watcher.stop()
             if gateway.control is not None:
                 await gateway.control.stop()
+            if shadow_watcher is not None:
+                await shadow_watcher.stop()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
             await gateway.probe.stop()
@@ -185,11 +219,33 @@ def build_app(
             await handshakes.close()  # its summaries are records: before the log stops
             await gateway.quotas.close()
             await audit.stop()
+            if gateway.witnesses is not None:
+                # After the log: one last attempt to have its final checkpoint cosigned.
+                await gateway.witnesses.stop()
             logger.info("gateway.stopped")
 
     control = Starlette(routes=routes(), lifespan=lifespan)
     control.state.gateway = gateway
     return GatewayApp(gateway, control, handshakes)
+
+
+def _shadow_reloaded(logger: Any) -> Callable[[ReloadOutcome], None]:
+    """Log each reload of the shadow policy (never enforced, so not an audit record)."""
+
+    def report(outcome: ReloadOutcome) -> None:
+        if outcome.ok:
+            logger.info(
+                "policy.shadow_reloaded",
+                old=outcome.old_version,
+                new=outcome.new_version,
+                trigger=outcome.trigger,
+            )
+        else:
+            logger.error(
+                "policy.shadow_reload_failed", error=outcome.error, trigger=outcome.trigger
+            )
+
+    return report
 
 
 def _check_routes(gateway: Gateway, logger: Any) -> None:

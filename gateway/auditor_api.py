@@ -1,6 +1,7 @@
 """The auditor API: read-only access to the audit log for callers with the auditor role.
 
-    GET /v1/audit/checkpoint                      the latest signed checkpoint (text)
+    GET /v1/audit/checkpoint                      the latest signed checkpoint (text), with
+                                                  the witnesses' cosignatures stored for it
     GET /v1/audit/records?kind=&decision=&...     records by filter, paged (`after`, `limit`)
     GET /v1/audit/records/{index}                 one record with its inclusion proof
     GET /v1/audit/consistency?first=&second=      a consistency proof between two tree sizes

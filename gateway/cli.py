@@ -1,4 +1,4 @@
-"""The `gateway` command: serve, policy, audit, keys and certs.
+"""The `gateway` command: serve, policy, audit, keys, certs and witness.
 
 Each sub-package registers its own sub-commands; every command returns its exit status
 (0 success, 1 a check failed, 2 bad input or configuration). A reader that stops early
@@ -59,8 +59,10 @@ def _serve(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from gateway.admin.cli import register as register_admin
     from gateway.audit.cli import register as register_audit
+    from gateway.candidate.cli import register_replay
     from gateway.identity.cli import register as register_certs
     from gateway.policy.cli import register as register_policy
+    from gateway.witness.cli import register as register_witness
 
     parser = argparse.ArgumentParser(
         prog="gateway",
@@ -82,10 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="gateway processes sharing the listener and the audit store (default 1)",
     )
     serve.set_defaults(func=_serve)
-    register_policy(commands)
+    register_replay(register_policy(commands))
     register_audit(commands)
     register_certs(commands)
     register_admin(commands)
+    register_witness(commands)
     demo = commands.add_parser("demo-upstream", help="run the demo upstream (a stand-in model)")
     demo.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"

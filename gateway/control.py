@@ -196,6 +196,10 @@ async def readyz(request: Request) -> Response:
         "worker": worker_identity(),
         # The last background probe of each upstream; asking /readyz never probes.
         "upstreams": upstreams,
+        # How far each witness is behind; a witness that is down never makes us unready.
+        "witnesses": [lag.to_json() for lag in gateway.witnesses.lag().values()]
+        if gateway.witnesses is not None
+        else [],
     }
     return json_response(
         body, request_id_from(request.scope["headers"]), status=200 if ready else 503

@@ -91,6 +91,7 @@ class _Exchange:
     reason: str | None = None
     bytes_in: int = 0
     bytes_out: int = 0
+    shadow: dict[str, Any] | None = None  # the shadow policy's outcome, when it differs
 
     def record(
         self,
@@ -122,6 +123,7 @@ class _Exchange:
             request_bytes=self.bytes_in,
             policy_version=self.policy.version,
             query=self.query,
+            shadow=self.shadow,
         )
 
     def organisation(self, decision: Decision) -> str | None:
@@ -277,6 +279,10 @@ class InferenceEndpoint:
                 record, 401, "unauthenticated", "Authentication failed.", WWW_AUTHENTICATE
             )
             return
+        if gateway.shadow is not None:  # a candidate policy, compared and never enforced
+            exchange.shadow = gateway.shadow.compare(
+                exchange.principal, model, exchange.instant, decision, routed=target is not None
+            )
         if not decision.allowed:
             code = decision.error_code or "permission_denied"
             message = (

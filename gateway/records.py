@@ -68,6 +68,9 @@ def principal_json(principal: Principal, policy: Policy, roles: frozenset[str]) 
         "organisation": organisations[0] if len(organisations) == 1 else None,
         "organisations": attributes("organisation"),
         "roles": sorted(roles),
+        # The asserted `role` attributes, as the others: what `policy replay` needs to
+        # derive the roles again under another policy.
+        "role_attributes": attributes("role"),
         "nationalities": attributes("nationality"),
         "residences": attributes("residence"),
         "auth_methods": sorted(principal.auth_methods),
@@ -95,11 +98,13 @@ def request_record(
     policy_version: str | None = None,
     kind: str = "request",
     query: str | None = None,
+    shadow: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A request (or auth_failure) record, written before anything is forwarded.
 
     `status` is the status the gateway answers with when it refuses the request itself;
     for an allowed request it is null and the completion record carries the outcome.
+    `shadow` is the shadow policy's differing outcome, if any (docs/audit.md).
     """
     return {
         "kind": kind,
@@ -120,6 +125,7 @@ def request_record(
         "upstream_request_digest": upstream_request_digest,
         "request_bytes": request_bytes,
         "status": status,
+        "shadow": shadow,
     }
 
 

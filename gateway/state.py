@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.audit import AuditError, AuditLog, BodyDigest
+from gateway.candidate import ShadowPolicy
 from gateway.dynamic import LiveControl
 from gateway.identity import Authenticator
 from gateway.logs import get_logger
@@ -16,6 +17,7 @@ from gateway.proxy import Forwarder, Route, UpstreamPool, UpstreamSettings
 from gateway.quotas import MemoryCounters, QuotaLimiter, QuotaSettings
 from gateway.readiness import UpstreamProbe
 from gateway.records import PrincipalRecords
+from gateway.witness import WitnessSubmitter
 
 
 @dataclass(slots=True)
@@ -44,6 +46,12 @@ class Gateway:
     # Objects added at run time (the admin API), once the lifespan has started them.
     control: LiveControl | None = None
     logger: Any = field(default_factory=get_logger)
+    # Submits signed checkpoints to the configured witnesses; `witnesses.lag()` says how
+    # far behind each one is (for metrics; /readyz shows it without turning unready).
+    witnesses: WitnessSubmitter | None = None
+    # The candidate policy of shadow mode; `shadow.differences` counts the inference
+    # requests it would have decided otherwise (for metrics).
+    shadow: ShadowPolicy | None = None
 
     async def record(self, record: dict[str, Any]) -> int | None:
         """Append a record; None (and a log line) when the audit log cannot write."""

@@ -1,9 +1,11 @@
 """What happened: the tamper-evident audit log.
 
 Records are RFC 8785 canonical JSON, the leaves of an RFC 6962 Merkle tree whose
-checkpoints are signed as C2SP signed notes with Ed25519. See docs/audit.md.
+checkpoints are signed as C2SP signed notes with Ed25519 and cosigned by witnesses
+(C2SP tlog-cosignature). See docs/audit.md.
 """
 
+from gateway.audit.cosignature import CosignatureSigner, CosignatureVerifier
 from gateway.audit.errors import (
     AuditError,
     AuditUnavailable,
@@ -27,12 +29,13 @@ from gateway.audit.note import (
 )
 from gateway.audit.ocsf import to_ocsf
 from gateway.audit.records import KINDS, BodyDigest, IncrementalDigest, RecordFilter, format_time
-from gateway.audit.settings import AuditSettings
+from gateway.audit.settings import AuditSettings, WitnessSettings
 from gateway.audit.stores import (
     AuditStore,
     SchemaError,
     SQLiteAuditStore,
     StoredCheckpoint,
+    StoredCosignature,
     StoreError,
     TreeHead,
     describe_location,
@@ -58,6 +61,8 @@ __all__ = [
     "BodyDigest",
     "Checkpoint",
     "CompactRange",
+    "CosignatureSigner",
+    "CosignatureVerifier",
     "IncrementalDigest",
     "IntegrityError",
     "NoteError",
@@ -71,9 +76,11 @@ __all__ = [
     "StoreError",
     "StoreFactory",
     "StoredCheckpoint",
+    "StoredCosignature",
     "TreeHead",
     "VerificationError",
     "VerifiedLog",
+    "WitnessSettings",
     "canonicalize",
     "describe_location",
     "format_checkpoint",

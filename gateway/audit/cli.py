@@ -24,7 +24,9 @@ from gateway.audit.cli_inputs import (
     store_location,
 )
 from gateway.audit.cli_proofs import register_proof_commands
+from gateway.audit.cli_witnesses import add_witness_arguments, check_witnesses, quorum_of
 from gateway.audit.copying import backup_store, copy_store, tree_head_of
+from gateway.audit.cosignature import attach_cosignatures
 from gateway.audit.errors import AuditError, IntegrityError, NoteError, ProofError, RecordError
 from gateway.audit.keys import generate_keys, load_verifier
 from gateway.audit.note import parse_checkpoint, read_note_file
@@ -68,6 +70,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="fail if records follow the newest signed checkpoint (an unsigned tail)",
     )
+    add_witness_arguments(verify)
     verify.set_defaults(func=_guarded(_verify))
 
     backup = commands.add_parser(
@@ -141,7 +144,10 @@ def register(subparsers: Any) -> None:
 
     register_proof_commands(commands, _guarded)
 
-    checkpoint = commands.add_parser("checkpoint", help="print the latest signed checkpoint")
+    checkpoint = commands.add_parser(
+        "checkpoint",
+        help="print the latest signed checkpoint, with the witnesses' cosignatures stored for it",
+    )
     store_argument(checkpoint)
     checkpoint.set_defaults(func=_guarded(_checkpoint))
 
@@ -217,6 +223,7 @@ def _trusted(args: argparse.Namespace) -> str | None:
 def _verify(args: argparse.Namespace) -> int:
     verifier = load_verifier(args.key)
     trusted = _trusted(args)
+    quorum = quorum_of(args)
 
     def progress(size: int) -> None:
         print(f"verified {size} records", file=sys.stderr)
@@ -230,6 +237,7 @@ def _verify(args: argparse.Namespace) -> int:
             progress=progress,
         )
         latest = store.latest_checkpoint()
+        witnessed = check_witnesses(store, latest, trusted, args.witness, quorum)
     if latest is None:
         print(f"OK: no signed checkpoint yet; {result.tree_size} records are intact as stored")
     else:
@@ -244,6 +252,8 @@ def _verify(args: argparse.Namespace) -> int:
             f" ({result.unsigned}) follow the newest signed checkpoint; they are intact as"
             " stored but no signature covers them yet (--require-signed makes this a failure)"
         )
+    for line in witnessed:
+        print(line)
     return _OK
 
 
@@ -335,9 +345,10 @@ def _query(args: argparse.Namespace) -> int:
 def _checkpoint(args: argparse.Namespace) -> int:
     with readable_store(args.store) as store:
         latest = store.latest_checkpoint()
+        cosignatures = [c.line for c in store.cosignatures(latest.tree_size)] if latest else []
     if latest is None:
         raise RecordError("the store has no signed checkpoint yet")
-    sys.stdout.write(latest.note)
+    sys.stdout.write(attach_cosignatures(latest.note, cosignatures))
     return _OK
 
 

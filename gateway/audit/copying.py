@@ -2,9 +2,10 @@
 
 A log is append-only, so everything up to the head read when a copy starts is final:
 copying those records and the checkpoints over them gives a consistent copy even while
-gateways keep appending to the source. The copy keeps the records' bytes and the
-checkpoints' signed notes exactly; the destination recomputes its own hashes and head
-as it goes, and is verified with the log's key before the copy is called done.
+gateways keep appending to the source. The copy keeps the records' bytes, the
+checkpoints' signed notes and the witnesses' cosignatures exactly; the destination
+recomputes its own hashes and head as it goes, and is verified with the log's key
+before the copy is called done.
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ def copy_store(
         )
     for checkpoint in checkpoints:
         destination.add_checkpoint(checkpoint)
+    sizes = {checkpoint.tree_size for checkpoint in checkpoints}
+    destination.add_cosignatures([c for c in source.cosignatures() if c.tree_size in sizes])
     verified = verify_store(destination, verifier, trusted=trusted)
     return CopyResult(copied, len(checkpoints), verified)
 

@@ -16,8 +16,10 @@ request it covered, saying it was answered 503 and not forwarded.
 
 Checkpoints are signed over the committed head, one signer at a time across every
 process (`AuditStore.sign_checkpoint`), when `checkpoint_every_records` records or
-`checkpoint_every_seconds` have passed since the latest checkpoint, and at stop. Reads
-use a second connection in another thread so they never queue behind writes.
+`checkpoint_every_seconds` have passed since the latest checkpoint, and at stop; each
+checkpoint this process signs is handed to the `checkpoint_listeners` (the witness
+submitter). Reads use a second connection in another thread so they never queue behind
+writes.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from gateway.audit.cosignature import attach_cosignatures
 from gateway.audit.errors import (
     AuditUnavailable,
     IntegrityError,
@@ -115,6 +118,9 @@ class AuditLog:
         self._batch_since: float | None = None  # monotonic start of the write under way
         self._stalled = False
         self._watchdog: asyncio.Task[None] | None = None
+        self.checkpoint_listeners: list[Callable[[StoredCheckpoint], None]] = []
+        """Called on the event loop with each checkpoint this process signed, once it is
+        committed. A listener must return quickly and must not raise."""
 
     def _open_default(self, location: Any, readonly: bool) -> AuditStore:
         return open_store(
@@ -390,7 +396,7 @@ class AuditLog:
 
         sign = checkpoint_signer(self._signer, self.settings.origin, due)
         try:
-            latest = await self._in_writer(self._write_checkpoint, sign)
+            latest, made = await self._in_writer(self._write_checkpoint, sign)
         except (StoreError, OSError) as exc:
             self._failure = f"audit checkpoint write failed: {_reason(exc)}"
             return
@@ -401,16 +407,28 @@ class AuditLog:
         if latest is not None:
             self._signed_size = max(self._signed_size, latest.tree_size)
             self._size = max(self._size, latest.tree_size)
+        if made is not None:
+            for listener in self.checkpoint_listeners:
+                try:
+                    listener(made)
+                except Exception:  # noqa: BLE001, S112 - a listener must never stop the log
+                    continue
 
-    def _write_checkpoint(self, sign: Any) -> StoredCheckpoint | None:
+    def _write_checkpoint(
+        self, sign: Any
+    ) -> tuple[StoredCheckpoint | None, StoredCheckpoint | None]:
+        """(the latest checkpoint after this attempt, the one this process signed)."""
         store = self._writable_store()
         seen: list[StoredCheckpoint | None] = []
+        signed: list[StoredCheckpoint] = []
 
         def observe(
             head: TreeHead, latest: StoredCheckpoint | None, reader: Any
         ) -> StoredCheckpoint | None:
             made: StoredCheckpoint | None = sign(head, latest, reader)
             seen.append(made or latest)
+            if made is not None:
+                signed.append(made)
             return made
 
         try:
@@ -418,14 +436,23 @@ class AuditLog:
         except BaseException:
             self._close("_writer")
             raise
-        return seen[0] if seen else None
+        return (seen[0] if seen else None), (signed[0] if signed else None)
 
     # -- reading -----------------------------------------------------------------
 
     async def latest_checkpoint(self) -> str | None:
-        """The latest signed checkpoint note in the store (by any process), or None."""
-        latest = await self._read(lambda store: store.latest_checkpoint())
-        return None if latest is None else latest.note
+        """The latest signed checkpoint note in the store (by any process), with the
+        witnesses' cosignature lines stored for it appended, or None."""
+
+        def read(store: AuditStore) -> tuple[StoredCheckpoint | None, list[str]]:
+            with store.snapshot():
+                latest = store.latest_checkpoint()
+                if latest is None:
+                    return None, []
+                return latest, [c.line for c in store.cosignatures(latest.tree_size)]
+
+        latest, lines = await self._read(read)
+        return None if latest is None else attach_cosignatures(latest.note, lines)
 
     async def query(
         self, filters: RecordFilter, after_index: int = -1, limit: int = 100

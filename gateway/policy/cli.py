@@ -25,8 +25,9 @@ from ._model import Decision
 from ._policy import Policy
 
 
-def register(subparsers: Any) -> None:
-    """Add the `policy` command and its sub-commands to an argparse sub-parser set."""
+def register(subparsers: Any) -> Any:
+    """Add the `policy` command and its sub-commands to an argparse sub-parser set;
+    returns the sub-command set, for commands that live elsewhere (`replay`)."""
     policy = subparsers.add_parser(
         "policy",
         help="check, test, explain and diff policies",
@@ -76,6 +77,7 @@ def register(subparsers: Any) -> None:
     diff.add_argument("old", metavar="OLD", help="the policy folder in force now")
     diff.add_argument("new", metavar="NEW", help="the edited policy folder")
     diff.set_defaults(func=_diff)
+    return commands
 
 
 _DIRECTORY = "the policy folder, e.g. policies"

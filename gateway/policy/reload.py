@@ -118,7 +118,8 @@ class PolicyWatcher:
 
     `on_reload` is called on the event loop with every `ReloadOutcome`, successful or
     not. With `watch_files`, changes to YAML files in the directory trigger a reload
-    after `debounce_ms` of quiet.
+    after `debounce_ms` of quiet. With `signals` (the default) SIGHUP triggers one too;
+    a process has one SIGHUP handler, so a second watcher leaves it to the first.
     """
 
     def __init__(
@@ -129,8 +130,10 @@ class PolicyWatcher:
         *,
         watch_files: bool = True,
         debounce_ms: int = 300,
+        signals: bool = True,
     ) -> None:
         self.directory = Path(directory)
+        self.signals = signals
         self.holder = holder
         self.on_reload = on_reload
         self.watch_files = watch_files
@@ -145,7 +148,7 @@ class PolicyWatcher:
     async def start(self) -> None:
         """Install the SIGHUP handler (where the platform allows) and start watching files."""
         loop = asyncio.get_running_loop()
-        sighup = getattr(signal, "SIGHUP", None)
+        sighup = getattr(signal, "SIGHUP", None) if self.signals else None
         if sighup is not None:
             # Not possible off the main thread or on platforms without signals.
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):

@@ -10,7 +10,8 @@ A store keeps, in one database that any number of gateway processes share:
 - node hashes of complete subtrees at every level that is a multiple of
   `NODE_LEVEL_STRIDE` (level 0 is the leaf hash beside each record), so any proof
   is built from O(log n) small reads while storing only about n/15 extra hashes;
-- signed checkpoints, each over a committed head.
+- signed checkpoints, each over a committed head;
+- witness cosignatures (C2SP tlog-cosignature lines) of those checkpoints.
 
 The protocol is synchronous: the log calls it from its writer and reader threads, each
 with its own connection. Database errors surface as `StoreError`.
@@ -37,6 +38,7 @@ __all__ = [
     "SchemaError",
     "StoreError",
     "StoredCheckpoint",
+    "StoredCosignature",
     "StoredRecord",
     "TreeHead",
 ]
@@ -94,6 +96,18 @@ class StoredCheckpoint:
     root_hash: bytes
     note: str
     created_us: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCosignature:
+    """A witness's cosignature line on the checkpoint at `tree_size`, as stored: the
+    witness name, its key ID, the cosignature's timestamp and the line itself."""
+
+    tree_size: int
+    witness: str
+    key_id: bytes
+    timestamp: int
+    line: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +190,18 @@ class AuditStore(Protocol):
         self, record_filter: RecordFilter, after_index: int, limit: int
     ) -> list[StoredRecord]:
         """Matching records with index > after_index, oldest first."""
+
+    def next_checkpoint(self, tree_size: int) -> StoredCheckpoint | None:
+        """The smallest checkpoint larger than `tree_size`, or None."""
+
+    def add_cosignatures(self, cosignatures: Sequence[StoredCosignature]) -> None:
+        """Store witness cosignatures (one already stored for its size and key is kept)."""
+
+    def cosignatures(self, tree_size: int | None = None) -> list[StoredCosignature]:
+        """The cosignatures of the checkpoint at `tree_size` (None: all, by tree size)."""
+
+    def cosigned_size(self, witness: str, key_id: bytes) -> int:
+        """The largest tree size the witness key has a stored cosignature for, or 0."""
 
     def close(self) -> None:
         """Release the store's resources (a SQLite writer checkpoints its WAL)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -29,6 +29,7 @@ from gateway.audit.stores.base import (
     CheckpointSigner,
     SchemaError,
     StoredCheckpoint,
+    StoredCosignature,
     StoredRecord,
     StoreError,
     TreeHead,
@@ -76,6 +77,20 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     note       TEXT NOT NULL,
     created_us BIGINT NOT NULL
 );
+"""
+
+# Witness cosignatures, added within schema version 1: a store of that version that lacks
+# the table gets it when a gateway opens it for writing.
+_COSIGNATURES = """
+CREATE TABLE IF NOT EXISTS cosignatures (
+    tree_size  BIGINT NOT NULL,
+    witness    TEXT NOT NULL,
+    key_id     BYTEA NOT NULL,
+    timestamp  BIGINT NOT NULL,
+    line       TEXT NOT NULL,
+    PRIMARY KEY (tree_size, witness, key_id)
+);
+CREATE INDEX IF NOT EXISTS cosignatures_witness ON cosignatures (witness, key_id, tree_size);
 """
 
 _RECORD_COLUMNS = (
@@ -133,15 +148,21 @@ class PostgresAuditStore:
         with self._connection.transaction():
             self._connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             exists = self._connection.execute(
-                "SELECT to_regclass('tree_head') IS NOT NULL"
+                "SELECT to_regclass('tree_head') IS NOT NULL,"
+                " to_regclass('cosignatures') IS NOT NULL"
             ).fetchone()
             if exists is not None and exists[0]:
+                if not exists[1]:
+                    self._run(_COSIGNATURES)
                 return
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self._connection.execute(statement.encode())
+            self._run(_SCHEMA + _COSIGNATURES)
             self._connection.execute("INSERT INTO schema_version VALUES (%s)", (SCHEMA_VERSION,))
             self._connection.execute("INSERT INTO tree_head VALUES (1, 0, ''::bytea)")
+
+    def _run(self, script: str) -> None:
+        for statement in script.split(";"):
+            if statement.strip():
+                self._connection.execute(statement.encode())
 
     def _version(self) -> int:
         row = self._connection.execute(
@@ -338,6 +359,51 @@ class PostgresAuditStore:
             + " ORDER BY leaf_index LIMIT %s"
         )
         return [_record(row) for row in self._read(sql, parameters)]
+
+    def next_checkpoint(self, tree_size: int) -> StoredCheckpoint | None:
+        rows = self._read(
+            "SELECT tree_size, root_hash, note, created_us FROM checkpoints"
+            " WHERE tree_size > %s ORDER BY tree_size LIMIT 1",
+            (tree_size,),
+        )
+        return _checkpoint(rows[0]) if rows else None
+
+    # -- cosignatures ---------------------------------------------------------------
+
+    def add_cosignatures(self, cosignatures: Sequence[StoredCosignature]) -> None:
+        try:
+            with self._connection.transaction(), self._connection.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO cosignatures VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    [(c.tree_size, c.witness, c.key_id, c.timestamp, c.line) for c in cosignatures],
+                )
+        except psycopg.Error as exc:
+            raise StoreError(f"audit cosignature write failed: {_what(exc)}") from exc
+
+    def cosignatures(self, tree_size: int | None = None) -> list[StoredCosignature]:
+        if not self._has_cosignatures():
+            return []  # a store opened read-only, written before witnesses existed
+        sql = "SELECT tree_size, witness, key_id, timestamp, line FROM cosignatures"
+        if tree_size is None:
+            rows = self._read(sql + " ORDER BY tree_size, witness, key_id")
+        else:
+            rows = self._read(sql + " WHERE tree_size = %s ORDER BY witness, key_id", (tree_size,))
+        return [
+            StoredCosignature(int(r[0]), str(r[1]), bytes(r[2]), int(r[3]), str(r[4])) for r in rows
+        ]
+
+    def cosigned_size(self, witness: str, key_id: bytes) -> int:
+        if not self._has_cosignatures():
+            return 0
+        rows = self._read(
+            "SELECT max(tree_size) FROM cosignatures WHERE witness = %s AND key_id = %s",
+            (witness, key_id),
+        )
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+    def _has_cosignatures(self) -> bool:
+        rows = self._read("SELECT to_regclass('cosignatures') IS NOT NULL")
+        return bool(rows and rows[0][0])
 
     def _read(self, sql: str, parameters: Any = ()) -> list[Any]:
         try:

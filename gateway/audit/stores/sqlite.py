@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from gateway.audit.stores.base import (
     CheckpointSigner,
     SchemaError,
     StoredCheckpoint,
+    StoredCosignature,
     StoredRecord,
     StoreError,
     TreeHead,
@@ -74,6 +75,20 @@ CREATE INDEX IF NOT EXISTS records_subject ON records (subject);
 CREATE INDEX IF NOT EXISTS records_organisation ON records (organisation);
 """
 
+# Witness cosignatures, added within schema version 1: a store of that version that lacks
+# the table gets it when a gateway opens it for writing.
+_COSIGNATURES = """
+CREATE TABLE IF NOT EXISTS cosignatures (
+    tree_size  INTEGER NOT NULL,
+    witness    TEXT NOT NULL,
+    key_id     BLOB NOT NULL,
+    timestamp  INTEGER NOT NULL,
+    line       TEXT NOT NULL,
+    PRIMARY KEY (tree_size, witness, key_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS cosignatures_witness ON cosignatures (witness, key_id, tree_size);
+"""
+
 _RECORD_COLUMNS = (
     "leaf_index, data, leaf_hash, time_us, kind, request_id, subject, organisation, model,"
     " decision, reason"
@@ -115,6 +130,8 @@ class SQLiteAuditStore:
                 if not self._tables():
                     self._create()
             self.version = self._version()
+            if not readonly and self.version >= 1 and "cosignatures" not in self._tables():
+                self._add_cosignature_table()
             if self.version > SCHEMA_VERSION:
                 raise SchemaError(
                     f"audit store schema version {self.version} is newer than this gateway"
@@ -139,7 +156,7 @@ class SQLiteAuditStore:
         connection.execute("BEGIN IMMEDIATE")
         try:
             if not self._tables():  # another process may have been first
-                _run_script(connection, _TABLES + _VERSION_1)
+                _run_script(connection, _TABLES + _VERSION_1 + _COSIGNATURES)
                 connection.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
                 connection.execute("INSERT INTO tree_head VALUES (1, 0, x'')")
             connection.execute("COMMIT")
@@ -147,6 +164,10 @@ class SQLiteAuditStore:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
+
+    def _add_cosignature_table(self) -> None:
+        with self._write():
+            _run_script(self._connection, _COSIGNATURES)
 
     def _version(self) -> int:
         tables = self._tables()
@@ -174,7 +195,7 @@ class SQLiteAuditStore:
         connection = self._connection
         try:
             connection.execute("BEGIN IMMEDIATE")
-            _run_script(connection, _VERSION_1)
+            _run_script(connection, _VERSION_1 + _COSIGNATURES)
             connection.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
             connection.execute(
                 "INSERT INTO tree_head VALUES (1, ?, ?)", (head.tree_size, head.blob())
@@ -384,6 +405,67 @@ class SQLiteAuditStore:
         )
         return list(self._rows(sql, parameters))
 
+    def next_checkpoint(self, tree_size: int) -> StoredCheckpoint | None:
+        rows = self._read(
+            "SELECT tree_size, root_hash, note, created_us FROM checkpoints"
+            " WHERE tree_size > ? ORDER BY tree_size LIMIT 1",
+            (tree_size,),
+        )
+        return _checkpoint(rows[0]) if rows else None
+
+    # -- cosignatures ---------------------------------------------------------------
+
+    def add_cosignatures(self, cosignatures: Sequence[StoredCosignature]) -> None:
+        try:
+            with self._write():
+                self._connection.executemany(
+                    "INSERT OR IGNORE INTO cosignatures VALUES (?, ?, ?, ?, ?)",
+                    [(c.tree_size, c.witness, c.key_id, c.timestamp, c.line) for c in cosignatures],
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"audit cosignature write failed: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[None]:
+        connection = self._connection
+        if connection.in_transaction:
+            yield
+            return
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+
+    def cosignatures(self, tree_size: int | None = None) -> list[StoredCosignature]:
+        if not self._has_cosignatures():
+            return []  # a store opened read-only, written before witnesses existed
+        # Two statements, so that the one for a single size uses the primary key.
+        sql = "SELECT tree_size, witness, key_id, timestamp, line FROM cosignatures"
+        if tree_size is None:
+            rows = self._read(sql + " ORDER BY tree_size, witness, key_id")
+        else:
+            rows = self._read(sql + " WHERE tree_size = ? ORDER BY witness, key_id", (tree_size,))
+        return [_cosignature(row) for row in rows]
+
+    def cosigned_size(self, witness: str, key_id: bytes) -> int:
+        if not self._has_cosignatures():
+            return 0
+        rows = self._read(
+            "SELECT max(tree_size) FROM cosignatures WHERE witness = ? AND key_id = ?",
+            (witness, key_id),
+        )
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+    def _has_cosignatures(self) -> bool:
+        rows = self._read(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cosignatures'"
+        )
+        return bool(rows)
+
     def _read(self, sql: str, parameters: Any = ()) -> list[Any]:
         try:
             return self._connection.execute(sql, parameters).fetchall()
@@ -409,3 +491,7 @@ def _run_script(connection: sqlite3.Connection, script: str) -> None:
 
 def _checkpoint(row: Any) -> StoredCheckpoint:
     return StoredCheckpoint(int(row[0]), bytes(row[1]), str(row[2]), int(row[3]))
+
+
+def _cosignature(row: Any) -> StoredCosignature:
+    return StoredCosignature(int(row[0]), str(row[1]), bytes(row[2]), int(row[3]), str(row[4]))
