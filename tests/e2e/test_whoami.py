@@ -17,6 +17,7 @@ GRANT_WINDOW = {
     "id": "caisi-muse-spark-2-eval",
     "not_before": "2026-12-16T16:00:00Z",
     "not_after": "2027-01-08T00:00:00Z",
+    "quota": None,  # the example grant has none
 }
 
 
