@@ -1,4 +1,4 @@
-"""The `gateway` command: serve, policy, audit, keys and certs.
+"""The `gateway` command: serve, policy, grant, audit, keys and certs.
 
 Each sub-package registers its own sub-commands; every command returns its exit status
 (0 success, 1 a check failed, 2 bad input or configuration). A reader that stops early
@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.audit.cli import register as register_audit
     from gateway.identity.cli import register as register_certs
     from gateway.policy.cli import register as register_policy
+    from gateway.policy.grant_cli import register as register_grant
 
     parser = argparse.ArgumentParser(
         prog="gateway",
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=_serve)
     register_policy(commands)
+    register_grant(commands)
     register_audit(commands)
     register_certs(commands)
     demo = commands.add_parser("demo-upstream", help="run the demo upstream (a stand-in model)")

@@ -282,6 +282,8 @@ def _allow(
         obligations=obligations,
         policy_version=policy.version,
         roles=caller.roles,
+        grant_digest=grant.digest if grant is not None else None,
+        grant_approvers=grant.approvals if grant is not None else (),
     )
 
 
@@ -308,4 +310,6 @@ def _deny(
         obligations=(),
         policy_version=policy.version,
         roles=caller.roles,
+        grant_digest=grant.digest if grant is not None else None,
+        grant_approvers=grant.approvals if grant is not None else (),
     )

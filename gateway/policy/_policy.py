@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._model import (
     AccessClass,
+    Approver,
     CountryGroup,
     Grant,
     Model,
@@ -41,6 +42,7 @@ class Policy:
         "_suspensions",
         "_trust",
         "access_classes",
+        "approvers",
         "country_groups",
         "grants",
         "models",
@@ -62,6 +64,7 @@ class Policy:
         models: Iterable[Model],
         grants: Iterable[Grant],
         suspensions: Iterable[Suspension],
+        approvers: Iterable[Approver] = (),
         pause: Callable[[], None] | None = None,
     ) -> None:
         """Build the indexes; `pause`, if given, is called between steps of the work."""
@@ -82,6 +85,9 @@ class Policy:
         )
         self.grants: tuple[Grant, ...] = tuple(grants)
         self.suspensions: tuple[Suspension, ...] = tuple(suspensions)
+        self.approvers: Mapping[str, Approver] = MappingProxyType(
+            {approver.id: approver for approver in approvers}
+        )
 
         self._trust: dict[str, frozenset[str]] = dict(self.trust)
         roles_by_value: dict[tuple[str, str], list[tuple[str, frozenset[str] | None]]] = {}
@@ -166,8 +172,8 @@ def canonical_content(policy: Policy, pause: Callable[[], None] | None = None) -
             instant(grant.not_before),
             instant(grant.not_after),
             grant.purpose,
-            sorted(grant.approvers),
             grant.nationality_exception,
+            sorted([s.key_id, s.signature.hex()] for s in grant.signatures),
         ]
 
     content: dict[str, Any] = {
@@ -205,6 +211,16 @@ def canonical_content(policy: Policy, pause: Callable[[], None] | None = None) -
             for model in policy.models.values()
         },
         "grants": {grant.id: grant_content(grant) for grant in policy.grants},
+        "approvers": {
+            approver.id: [
+                approver.organisation,
+                approver.public_key.hex(),
+                approver.authority,
+                instant(approver.not_valid_before),
+                instant(approver.not_valid_after),
+            ]
+            for approver in policy.approvers.values()
+        },
         "suspensions": sorted(
             [item.dimension, item.value, item.reason, instant(item.since), instant(item.until)]
             for item in sorted(policy.suspensions, key=repr)

@@ -157,6 +157,8 @@ def decision_json(decision: Decision) -> dict[str, Any]:
         "rules": list(decision.rules),
         "grant_id": decision.grant_id,
         "grant_not_after": _instant(decision.grant_not_after) if decision.grant_not_after else None,
+        "grant_digest": decision.grant_digest,
+        "grant_approvers": list(decision.grant_approvers),
         "obligations": list(decision.obligations),
         "policy_version": decision.policy_version,
         "roles": sorted(decision.roles),
@@ -184,6 +186,8 @@ def _explain(args: argparse.Namespace) -> int:
     print(f"roles        {', '.join(sorted(decision.roles)) or '-'}")
     if decision.grant_id is not None:
         print(f"grant        {decision.grant_id} (not_after {_instant(decision.grant_not_after)})")
+        print(f"grant digest sha256:{decision.grant_digest}")
+        print(f"approved by  {', '.join(decision.grant_approvers)}")
     for obligation in decision.obligations:
         print(f"obligation   {obligation}")
     print(f"policy       {decision.policy_version}")

@@ -22,6 +22,7 @@ import pytest
 
 from gateway.audit import RecordFilter, leaf_hash, load_verifier, open_checkpoint, verify_inclusion
 from gateway.cli import main as gateway_cli
+from gateway.policy import grant_digest, load_policy
 from tests.harness import Clock, RunningGateway, instant, running_gateway
 from tests.idp import AUDIENCE, FakeIdentityProvider, make_signing_keys
 
@@ -106,6 +107,10 @@ async def test_the_seed_scenario(
         "allow.grant",
     )
     assert request["grant_id"] == GRANT
+    # The record proves which approved text the request relied on, and who approved it.
+    (grant,) = load_policy(gw.policy_directory).grants
+    assert request["grant_digest"] == grant_digest(grant)
+    assert request["grant_approvers"] == ["chief-scientist", "general-counsel"]
     assert request["policy_version"] == v1
     assert request["principal"]["nationalities"] == [
         {"value": "US", "source": "ca:agency", "trusted": True}
