@@ -16,6 +16,7 @@ from typing import Any
 from gateway.arguments import instant
 from gateway.instants import format_instant
 
+from ._approvals import verify_grant_approvals
 from ._cases import load_cases, load_principal
 from ._diff import diff_policies
 from ._engine import ACTIONS, decide
@@ -102,8 +103,18 @@ def _check(args: argparse.Namespace) -> int:
     print(
         f"  contents        {len(policy.models)} models, {len(policy.access_classes)} access "
         f"classes, {len(policy.country_groups)} country groups, {len(policy.grants)} grants, "
-        f"{len(policy.suspensions)} suspensions"
+        f"{len(policy.suspensions)} suspensions, {len(policy.approvers)} approver keys"
     )
+    # A grant with enough approvals may still carry signatures that do not count (a
+    # stale one, a stranger's): it loads, but the operator should know.
+    for grant in policy.grants:
+        result = verify_grant_approvals(grant, policy.approvers, policy.settings)
+        for check in result.checks:
+            if not check.counts:
+                print(
+                    f"warning: grant {grant.id}: signatures[{check.index}] {check.describe()}",
+                    file=sys.stderr,
+                )
     return 0
 
 
