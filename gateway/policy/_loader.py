@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ._approvals import verify_grant_approvals
+from ._approvals import VerifiedSignatures, verify_grant_approvals
 from ._approvers import (
     GrantReport,
     approval_error,
@@ -59,9 +59,17 @@ def load_policy(directory: str | Path) -> Policy:
     return _load(Path(directory), None)
 
 
-def load_policy_pausing(directory: str | Path, pause: Callable[[], None]) -> Policy:
-    """`load_policy`, calling `pause()` now and then (used by reloads in a worker thread)."""
-    return _load(Path(directory), pause)
+def load_policy_pausing(
+    directory: str | Path,
+    pause: Callable[[], None],
+    verified: VerifiedSignatures | None = None,
+) -> Policy:
+    """`load_policy`, calling `pause()` now and then (used by reloads in a worker thread);
+    `verified` spares verifying again the grant signatures an earlier load verified."""
+    policy = _builder(Path(directory), pause, approvals_required=True, verified=verified).build()
+    if verified is not None:
+        verified.keep_seen()
+    return policy
 
 
 def inspect_grants(directory: str | Path) -> tuple[Policy, list[GrantReport]]:
@@ -101,7 +109,11 @@ def _load(directory: Path, pause: Callable[[], None] | None) -> Policy:
 
 
 def _builder(
-    directory: Path, pause: Callable[[], None] | None, *, approvals_required: bool
+    directory: Path,
+    pause: Callable[[], None] | None,
+    *,
+    approvals_required: bool,
+    verified: VerifiedSignatures | None = None,
 ) -> _Builder:
     if not directory.is_dir():
         raise PolicyLoadError(str(directory), "", None, "policy directory not found")
@@ -120,7 +132,7 @@ def _builder(
         if groups_dir.is_dir()
         else []
     )
-    return _Builder(sections, groups, pause, approvals_required)
+    return _Builder(sections, groups, pause, approvals_required, verified)
 
 
 def _merged(nodes: list[Node]) -> list[tuple[Node, str]]:
@@ -159,6 +171,7 @@ class _Builder:
         groups: list[Node],
         pause: Callable[[], None] | None,
         approvals_required: bool = True,
+        verified: VerifiedSignatures | None = None,
     ) -> None:
         self.sections = sections
         self.groups: dict[str, CountryGroup] = {}
@@ -170,6 +183,7 @@ class _Builder:
         self.pause = pause
         self.trust: dict[str, frozenset[str]] = {}
         self.approvals_required = approvals_required
+        self.verified = verified
         self.grant_reports: list[GrantReport] = []
 
     def build(self) -> Policy:
@@ -384,7 +398,7 @@ class _Builder:
                 nationality_exception=exception,
                 signatures=read_signatures(node),
             )
-            result = verify_grant_approvals(grant, approvers, settings)
+            result = verify_grant_approvals(grant, approvers, settings, self.verified)
             self.grant_reports.append(
                 GrantReport(grant, node.file, node.line(), signature_lines(node), result)
             )

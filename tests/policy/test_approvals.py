@@ -31,8 +31,9 @@ from gateway.policy import (
     sign_grant,
     verify_grant_approvals,
 )
-from gateway.policy._approvals import SIGNED_FIELDS
+from gateway.policy._approvals import SIGNED_FIELDS, VerifiedSignatures
 from gateway.policy._approvers import encode_signature
+from gateway.policy._loader import load_policy_pausing
 
 from .conftest import EXAMPLE, LAB, TEST_APPROVERS, at, person, sign_file
 
@@ -391,3 +392,44 @@ def test_the_committed_example_loads_with_its_own_signatures() -> None:
     assert [s.key_id for s in grant.signatures] == ["chief-scientist", "general-counsel"]
     assert isinstance(grant.signatures[0], GrantSignature)
     assert encode_signature(grant.signatures[0].signature) in (EXAMPLE / "grants.yaml").read_text()
+
+
+# -- signatures verified by an earlier load ----------------------------------------------
+
+
+def test_a_remembered_signature_is_trusted_only_for_the_same_key_and_message(
+    approver_keys: dict[str, Ed25519PrivateKey],
+) -> None:
+    key = approver_keys["lab-approver-1"]
+    message = grant_signing_form(base_grant())
+    signature = key.sign(message)
+    verified = VerifiedSignatures()
+    assert verified.verifies(raw(key), signature, message)
+    assert not verified.verifies(raw(key), signature, message + b" ")
+    assert not verified.verifies(raw(approver_keys["lab-approver-2"]), signature, message)
+    assert not verified.verifies(raw(key), signature[:-1], signature[-1:] + message)
+    assert len(verified) == 1
+
+
+def test_a_reload_keeps_only_the_signatures_in_use(
+    policy_dir: Path, approver_keys: dict[str, Ed25519PrivateKey]
+) -> None:
+    verified = VerifiedSignatures()
+    first = load_policy_pausing(policy_dir, lambda: None, verified)
+    assert len(verified) == 2
+    assert load_policy_pausing(policy_dir, lambda: None, verified).version == first.version
+    grants = policy_dir / "grants.yaml"
+    text = grants.read_text().replace("2027-01-08T00:00:00Z", "2027-01-07T00:00:00Z")
+    grants.write_text(text[: text.index("    signatures:")])
+    sign_file(grants, approver_keys, ("lab-approver-1", "lab-approver-2"))
+    load_policy_pausing(policy_dir, lambda: None, verified)
+    assert len(verified) == 2  # the two old entries are gone
+
+
+def test_remembered_signatures_never_approve_an_edited_grant(policy_dir: Path) -> None:
+    verified = VerifiedSignatures()
+    load_policy_pausing(policy_dir, lambda: None, verified)
+    grants = policy_dir / "grants.yaml"
+    grants.write_text(grants.read_text().replace("purpose: pre-release", "purpose: early"))
+    with pytest.raises(PolicyLoadError):
+        load_policy_pausing(policy_dir, lambda: None, verified)
