@@ -58,6 +58,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from gateway.audit.cli import register as register_audit
+    from gateway.config_check import register as register_config
     from gateway.identity.cli import register as register_certs
     from gateway.policy.cli import register as register_policy
     from gateway.policy.grant_cli import register as register_grant
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
     register_policy(commands)
     register_grant(commands)
+    register_config(commands)
     register_audit(commands)
     register_certs(commands)
     demo = commands.add_parser("demo-upstream", help="run the demo upstream (a stand-in model)")
