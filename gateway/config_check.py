@@ -445,9 +445,13 @@ def _check(args: argparse.Namespace) -> int:
     errors = sum(1 for finding in report.findings if finding.severity != "warning")
     warnings = len(report.findings) - errors
     if report.status == 0:
-        print(f"config OK: {args.file}" + (f" ({warnings} warnings)" if warnings else ""))
+        print(f"config OK: {args.file}" + (f" ({_count(warnings, 'warning')})" if warnings else ""))
     elif report.status == 1:
         print(f"config valid, but the audit store cannot be used now: {args.file}")
     else:
-        print(f"config invalid: {args.file} ({errors} errors)")
+        print(f"config invalid: {args.file} ({_count(errors, 'error')})")
     return report.status
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
