@@ -165,8 +165,8 @@ class ApprovalResult:
             problems.append("it has no signatures (sign it with `gateway grant sign`)")
         elif missing > 0:
             problems.append(
-                f"{missing} more signature{'s' if missing > 1 else ''} from distinct approver "
-                "keys outside the grantee organisation are needed"
+                f"{missing} more signature{'s are' if missing > 1 else ' is'} needed, from "
+                "distinct approver keys outside the grantee organisation"
             )
         return f"{head}: {'; '.join(problems)}" if problems else head
 

@@ -193,7 +193,7 @@ def test_the_threshold_is_min_approvers(
     assert verify_grant_approvals(grant, approvers, Settings(min_approvers=2)).approved
     three = verify_grant_approvals(grant, approvers, Settings(min_approvers=3))
     assert not three.approved
-    assert "1 more signature from distinct approver keys" in three.describe()
+    assert "1 more signature is needed, from distinct approver keys" in three.describe()
 
 
 def test_a_certified_approver_counts_only_while_its_certificate_is_valid(
@@ -433,3 +433,51 @@ def test_remembered_signatures_never_approve_an_edited_grant(policy_dir: Path) -
     grants.write_text(grants.read_text().replace("purpose: pre-release", "purpose: early"))
     with pytest.raises(PolicyLoadError):
         load_policy_pausing(policy_dir, lambda: None, verified)
+
+
+@pytest.mark.parametrize(
+    ("key_ids", "problem"),
+    [
+        (
+            ("lab-approver-1", "lab-approver-1"),
+            "signatures[1] (line 12) key lab-approver-1: this key already counted once",
+        ),
+        (
+            ("lab-approver-1", "stranger"),
+            "signatures[1] (line 12) key stranger: is not an approver key of this policy",
+        ),
+        (
+            ("caisi-approver", "lab-approver-1"),
+            "signatures[0] (line 10) key caisi-approver: "
+            "belongs to the grantee organisation US CAISI",
+        ),
+    ],
+)
+def test_a_grant_without_two_approvals_that_count_does_not_load(
+    policy_dir: Path,
+    approver_keys: dict[str, Ed25519PrivateKey],
+    key_ids: tuple[str, str],
+    problem: str,
+) -> None:
+    keys = {**approver_keys, "stranger": Ed25519PrivateKey.generate()}
+    grant = base_grant()
+    lines = [
+        "grants:",
+        "  - id: g-1",
+        "    grantee: {organisation: US CAISI, subjects: [evaluator-1, evaluator-2]}",
+        "    models: [muse-spark-2]",
+        "    not_before: 2026-12-20T00:00:00Z",
+        "    not_after: 2026-12-24T00:00:00Z",
+        "    purpose: evaluation",
+        "    # written by hand: `gateway grant sign` refuses signatures that do not count",
+        "    signatures:",
+    ]
+    for key_id in key_ids:
+        signature = encode_signature(sign_grant(grant, key_id, keys[key_id]).signature)
+        lines += [f"      - key_id: {key_id}", f"        signature: {signature}"]
+    (policy_dir / "more-grants.yaml").write_text("\n".join(lines) + "\n")
+    with pytest.raises(PolicyLoadError) as caught:
+        load_policy(policy_dir)
+    assert caught.value.file == str(policy_dir / "more-grants.yaml")
+    assert "grant g-1 has 1 of the 2 approvals it needs" in caught.value.message
+    assert problem in caught.value.message
