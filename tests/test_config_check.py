@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from gateway.audit import AuditLog, AuditSettings, generate_keys
 from gateway.cli import main
-from gateway.config_check import check_config
+from gateway.config_check.checks import check_config
 from tests.audit.conftest import make_record
 from tests.harness import ORIGIN, REPO, gateway_settings
 from tests.postgres import private_schema

@@ -1,72 +1,35 @@
-"""`gateway config check FILE`: validate a settings file and everything it points to.
-
-Reads the settings as `gateway serve` does, then, without binding a port: builds the
-TLS context (certificate and key belong together), loads the policy in full (grant
-approvals included), reads CA bundles, CRLs, upstream credentials and audit keys, and
-opens the audit store read-only (SQLite: the file's folder must be writable;
-PostgreSQL: a connection with a short timeout) and checks its head against the latest
-signed checkpoint with the configured key. Each finding names the file, the line and
-the key.
-
-Exit status: 0 valid (warnings are printed but do not fail), 1 valid but the audit
-store cannot be reached or opened now, 2 invalid.
+"""The checks of `gateway config check`: the settings as `serve` reads them, then the
+identity material, the TLS pair, the upstream secrets, the policy and the audit store.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import ipaddress
-import os
 import stat
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography import x509
 
 from gateway.config import ConfigError, key_line, with_line
+from gateway.identity import build_server_ssl_context
+from gateway.located_yaml import YamlError, parse_yaml
+from gateway.policy import PolicyError, load_policy, verify_grant_approvals
+from gateway.settings import Settings, load_settings
 
-Severity = Literal["error", "unreachable", "warning"]
+from ._report import Finding, Report, Severity
+from ._store import check_store
+
 SOON = timedelta(days=30)
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One problem: `severity` error (invalid), unreachable (valid, but the audit store
-    cannot be used now) or warning (valid, but probably not what was meant)."""
+class Checker:
+    """One run of the checks over one settings file; findings go to `report`."""
 
-    severity: Severity
-    file: str
-    line: int | None
-    key: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line is not None else self.file
-        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
-
-
-@dataclass
-class Report:
-    """What `check_config` found, and one line of what it checked per part."""
-
-    findings: list[Finding]
-    checked: list[tuple[str, str]]
-
-    @property
-    def status(self) -> int:
-        severities = {finding.severity for finding in self.findings}
-        if "error" in severities:
-            return 2
-        return 1 if "unreachable" in severities else 0
-
-
-class _Checker:
     def __init__(self, path: Path, now: datetime, connect_timeout: float) -> None:
         self.path = path
         self.file = str(path)
@@ -86,9 +49,6 @@ class _Checker:
         )
 
     def run(self) -> Report:
-        from gateway.located_yaml import YamlError, parse_yaml
-        from gateway.settings import load_settings
-
         # Only for the lines of findings; load_settings reports an unreadable file.
         with contextlib.suppress(OSError, UnicodeDecodeError, YamlError):
             self.document = parse_yaml(self.path.read_text(encoding="utf-8"))
@@ -98,13 +58,14 @@ class _Checker:
             self.add_error(exc)
             return self.report
         self.report.checked.append(("settings", _describe_settings(settings)))
-        for check in (self._identity, self._tls, self._upstreams, self._policy, self._store):
+        for check in (self._identity, self._tls, self._upstreams, self._policy):
             check(settings)
+        check_store(self, settings)
         return self.report
 
     # -- identity -------------------------------------------------------------------------
 
-    def _identity(self, settings: Any) -> None:
+    def _identity(self, settings: Settings) -> None:
         identity = settings.identity
         if not identity.has_sources():
             self.add(
@@ -154,11 +115,10 @@ class _Checker:
 
     # -- tls --------------------------------------------------------------------------------
 
-    def _tls(self, settings: Any) -> None:
-        from gateway.identity import build_server_ssl_context
-
+    def _tls(self, settings: Settings) -> None:
         tls = settings.tls
-        if not tls.enabled:
+        certificate, private_key = tls.certificate, tls.private_key
+        if certificate is None or private_key is None:
             if not _loopback(settings.host):
                 self.add(
                     "warning",
@@ -172,12 +132,12 @@ class _Checker:
             self.add_error(exc)
             return
         try:
-            leaf = x509.load_pem_x509_certificates(tls.certificate.read_bytes())[0]
+            leaf = x509.load_pem_x509_certificates(certificate.read_bytes())[0]
         except (OSError, ValueError, IndexError):
             self.add("error", "tls.certificate", "is not a PEM certificate")
             return
         self._expiry("tls.certificate", leaf, "the certificate", False)
-        self._private("tls.private_key", tls.private_key, "the TLS private key")
+        self._private("tls.private_key", private_key, "the TLS private key")
         self.report.checked.append(
             ("tls", f"certificate and key match; valid until {_day(leaf.not_valid_after_utc)}")
         )
@@ -192,7 +152,7 @@ class _Checker:
 
     # -- upstreams ------------------------------------------------------------------------
 
-    def _upstreams(self, settings: Any) -> None:
+    def _upstreams(self, settings: Settings) -> None:
         for index, upstream in enumerate(settings.upstreams):
             key = f"upstreams[{index}]"
             if upstream.credential is not None and _plain_http_off_host(upstream.base_url):
@@ -214,9 +174,7 @@ class _Checker:
 
     # -- policy ---------------------------------------------------------------------------
 
-    def _policy(self, settings: Any) -> None:
-        from gateway.policy import PolicyError, load_policy, verify_grant_approvals
-
+    def _policy(self, settings: Settings) -> None:
         try:
             policy = load_policy(settings.policy.directory)
         except PolicyError as exc:
@@ -273,82 +231,13 @@ class _Checker:
                 f"model {model} is routed but unknown to the policy: every request is refused",
             )
 
-    # -- audit store ------------------------------------------------------------------------
-
-    def _store(self, settings: Any) -> None:
-        from gateway.audit import SchemaError, StoreError, describe_location, load_signer
-        from gateway.audit.errors import AuditError
-        from gateway.audit.sequencing import check_head
-        from gateway.audit.stores import open_store
-
-        location = settings.audit.store
-        where = describe_location(location)
-        if isinstance(location, Path):
-            if not location.exists():
-                folder = _existing_ancestor(location.parent)
-                if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-                    self.add(
-                        "unreachable",
-                        "audit.store",
-                        f"cannot create {location}: {folder} is not a writable folder",
-                    )
-                else:
-                    self.report.checked.append(
-                        ("audit store", f"{where}: new, created at start ({folder} is writable)")
-                    )
-                return
-            if not os.access(location.parent, os.W_OK | os.X_OK) or not os.access(
-                location, os.W_OK
-            ):
-                self.add(
-                    "unreachable",
-                    "audit.store",
-                    f"{location} or its folder is not writable (SQLite writes its journal "
-                    "beside the file)",
-                )
-        try:
-            store = open_store(location, readonly=True, write_timeout=self.connect_timeout)
-        except SchemaError as exc:
-            if exc.version is None:  # no tables yet: the gateway makes them at start
-                self.report.checked.append(("audit store", f"{where}: reachable, empty"))
-                return
-            self.add("error", "audit.store", exc.reason)
-            return
-        except StoreError as exc:
-            self.add("unreachable", "audit.store", exc.reason)
-            return
-        try:
-            store.require_current()
-            head = check_head(store, load_signer(settings.audit.signing_key).verifier)
-            latest = store.latest_checkpoint()
-        except SchemaError as exc:
-            self.add("error", "audit.store", exc.reason)
-            return
-        except AuditError as exc:
-            self.add(
-                "error",
-                "audit.store",
-                f"does not verify with the configured signing key: {exc}",
-            )
-            return
-        finally:
-            store.close()
-        signed = latest.tree_size if latest is not None else 0
-        self.report.checked.append(
-            (
-                "audit store",
-                f"{where}: {head.tree_size} records, latest checkpoint at {signed} verifies "
-                "with the signing key",
-            )
-        )
-
 
 def check_config(path: Path, *, now: datetime, connect_timeout: float = 3.0) -> Report:
     """Check the settings file at `path` and everything it names, at instant `now`."""
-    return _Checker(path, now, connect_timeout).run()
+    return Checker(path, now, connect_timeout).run()
 
 
-def _describe_settings(settings: Any) -> str:
+def _describe_settings(settings: Settings) -> str:
     tls = (
         f"TLS, client certificates {settings.tls.client_certificates}"
         if settings.tls.enabled
@@ -380,13 +269,6 @@ def _plain_http_off_host(url: str) -> bool:
     return parts.scheme == "http" and not _loopback(parts.hostname or "")
 
 
-def _existing_ancestor(path: Path) -> Path:
-    for folder in (path, *path.parents):
-        if folder.exists():
-            return folder
-    return Path("/")
-
-
 def _lookup(document: Any, key: str) -> Any:
     """The value at dotted `key` in a parsed document, or None."""
     node = document
@@ -404,54 +286,3 @@ def _parts(key: str) -> Iterator[str | int]:
         yield name
         if rest:
             yield int(rest.rstrip("]"))
-
-
-def register(subparsers: Any) -> None:
-    """Add `gateway config check` to an argparse sub-parser set."""
-    config = subparsers.add_parser(
-        "config",
-        help="check a settings file",
-        description="Work with the gateway's settings file (docs/configuration.md).",
-    )
-    commands = config.add_subparsers(dest="config_command", required=True, metavar="COMMAND")
-    check = commands.add_parser(
-        "check",
-        help="validate a settings file and everything it points to, without serving",
-        description="Validate FILE as `gateway serve` reads it, then the files it names, the "
-        "policy (full load) and the audit store (read-only). Exit status: 0 valid (warnings "
-        "do not fail), 1 the audit store cannot be reached or opened, 2 invalid.",
-    )
-    check.add_argument("file", metavar="FILE", help="the settings file (YAML)")
-    check.add_argument(
-        "--connect-timeout",
-        type=float,
-        default=3.0,
-        metavar="SECONDS",
-        help="how long to wait for the audit store (PostgreSQL) to answer (default 3)",
-    )
-    check.set_defaults(func=_check)
-
-
-def _check(args: argparse.Namespace) -> int:
-    report = check_config(
-        Path(args.file), now=datetime.now(UTC), connect_timeout=args.connect_timeout
-    )
-    for part, summary in report.checked:
-        print(f"  {part:<12} {summary}")
-    sys.stdout.flush()  # the findings on standard error come after what was checked
-    for finding in report.findings:
-        label = "warning" if finding.severity == "warning" else "error"
-        print(f"{label}: {finding}", file=sys.stderr)
-    errors = sum(1 for finding in report.findings if finding.severity != "warning")
-    warnings = len(report.findings) - errors
-    if report.status == 0:
-        print(f"config OK: {args.file}" + (f" ({_count(warnings, 'warning')})" if warnings else ""))
-    elif report.status == 1:
-        print(f"config valid, but the audit store cannot be used now: {args.file}")
-    else:
-        print(f"config invalid: {args.file} ({_count(errors, 'error')})")
-    return report.status
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" + ("" if number == 1 else "s")
