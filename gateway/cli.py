@@ -1,4 +1,4 @@
-"""The `gateway` command: serve, policy, audit, keys, certs and witness.
+"""The `gateway` command: serve, policy, grant, config, audit, keys, certs, admin and witness.
 
 Each sub-package registers its own sub-commands; every command returns its exit status
 (0 success, 1 a check failed, 2 bad input or configuration). A reader that stops early
@@ -60,8 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.admin.cli import register as register_admin
     from gateway.audit.cli import register as register_audit
     from gateway.candidate.cli import register_replay
+    from gateway.config_check import register as register_config
     from gateway.identity.cli import register as register_certs
     from gateway.policy.cli import register as register_policy
+    from gateway.policy.grant_cli import register as register_grant
     from gateway.witness.cli import register as register_witness
 
     parser = argparse.ArgumentParser(
@@ -85,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=_serve)
     register_replay(register_policy(commands))
+    register_grant(commands)
+    register_config(commands)
     register_audit(commands)
     register_certs(commands)
     register_admin(commands)

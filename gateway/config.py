@@ -1,7 +1,9 @@
 """Typed reading of YAML settings, with errors that name the file and the key.
 
 Each sub-package parses its own section with a `Section`, so that a bad value is
-reported as ``gateway.yaml: identity.issuers[0].audiences: expected a list of strings``.
+reported as ``gateway.yaml:21: identity.issuers[0].audiences: expected a list of strings``.
+The line is known when the data was read with `gateway.located_yaml` (its mappings
+remember the line of each key); for plain mappings it is left out.
 
 Errors:
 
@@ -10,6 +12,7 @@ Errors:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -18,13 +21,16 @@ T = TypeVar("T")
 
 
 class ConfigError(Exception):
-    """A setting is missing or invalid; `file` and `key` say which one."""
+    """A setting is missing or invalid; `file`, `key` and `line` (1-based, None when
+    unknown) say which one."""
 
-    def __init__(self, file: str, key: str, message: str) -> None:
+    def __init__(self, file: str, key: str, message: str, line: int | None = None) -> None:
         self.file = file
         self.key = key
         self.message = message
-        super().__init__(f"{file}: {key}: {message}" if key else f"{file}: {message}")
+        self.line = line
+        where = f"{file}:{line}" if line is not None else file
+        super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
 
 
 class Section:
@@ -34,23 +40,44 @@ class Section:
     (`""` for the top level), `base` the folder that relative paths resolve against.
     """
 
-    def __init__(self, data: Any, file: str, path: str = "", base: Path | None = None) -> None:
+    def __init__(
+        self,
+        data: Any,
+        file: str,
+        path: str = "",
+        base: Path | None = None,
+        line: int | None = None,
+    ) -> None:
+        line = getattr(data, "line", line)
         if data is None:
             data = {}
         if not isinstance(data, Mapping):
-            raise ConfigError(file, path, "expected a mapping")
+            raise ConfigError(file, path, "expected a mapping", line)
         self.data: Mapping[str, Any] = data
         self.file = file
         self.path = path
         self.base = base if base is not None else Path(".")
+        self.own_line = line
 
     def key(self, name: str) -> str:
         """The dotted path of `name` within this section."""
         return f"{self.path}.{name}" if self.path else name
 
+    def line(self, name: str | None = None) -> int | None:
+        """The line of key `name` (its first dotted part), else of this section, if known."""
+        if name is not None:
+            found = getattr(self.data, "key_lines", {}).get(name.split(".")[0].split("[")[0])
+            if found is not None:
+                return int(found)
+        return self.own_line
+
+    def error(self, name: str, message: str) -> ConfigError:
+        """A ConfigError for key `name` of this section, with its line (to raise ... from)."""
+        return ConfigError(self.file, self.key(name), message, self.line(name))
+
     def fail(self, name: str, message: str) -> NoReturn:
         """Raise a ConfigError for key `name` of this section."""
-        raise ConfigError(self.file, self.key(name), message)
+        raise self.error(name, message)
 
     def reject_unknown(self, *allowed: str) -> None:
         """Fail on keys not in `allowed`: a typo must not silently mean a default."""
@@ -64,7 +91,7 @@ class Section:
     def section(self, name: str, *, required: bool = False) -> Section:
         if required and not self.has(name):
             self.fail(name, "is required")
-        return Section(self.data.get(name), self.file, self.key(name), self.base)
+        return Section(self.data.get(name), self.file, self.key(name), self.base, self.line(name))
 
     def sections(self, name: str, *, required: bool = False) -> list[Section]:
         """A list of mappings, each a Section keyed `name[i]`."""
@@ -75,8 +102,9 @@ class Section:
             return []
         if not isinstance(value, list):
             self.fail(name, "expected a list")
+        lines = getattr(value, "item_lines", None) or [self.line(name)] * len(value)
         return [
-            Section(item, self.file, f"{self.key(name)}[{i}]", self.base)
+            Section(item, self.file, f"{self.key(name)}[{i}]", self.base, lines[i])
             for i, item in enumerate(value)
         ]
 
@@ -151,3 +179,33 @@ _REQUIRED: Any = object()
 
 def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
     return kind if isinstance(kind, tuple) else (kind,)
+
+
+_KEY_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def key_line(document: Any, key: str) -> int | None:
+    """The line of dotted `key` (``identity.certificate_authorities[0].crls[1]``) in a
+    document read with `gateway.located_yaml`: of the deepest part that exists."""
+    node, line = document, getattr(document, "line", None)
+    for name, index in _KEY_PART.findall(key):
+        if name:
+            lines = getattr(node, "key_lines", None)
+            if lines is None or name not in lines:
+                break
+            node, line = node[name], lines[name]
+        else:
+            items = getattr(node, "item_lines", None)
+            if items is None or int(index) >= len(items):
+                break
+            node, line = node[int(index)], items[int(index)]
+    return line
+
+
+def with_line(error: ConfigError, document: Any) -> ConfigError:
+    """`error` with the line of its key in `document` when it has none yet."""
+    if error.line is not None or not error.key:
+        return error
+    located = ConfigError(error.file, error.key, error.message, key_line(document, error.key))
+    located.__cause__ = error.__cause__
+    return located

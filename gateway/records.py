@@ -119,6 +119,8 @@ def request_record(
         "reason": reason,
         "rules": list(decision.rules) if decision is not None else [],
         "grant_id": decision.grant_id if decision is not None else None,
+        "grant_digest": decision.grant_digest if decision is not None else None,
+        "grant_approvers": list(decision.grant_approvers) if decision is not None else [],
         "obligations": list(decision.obligations) if decision is not None else [],
         "policy_version": decision.policy_version if decision is not None else policy_version,
         "request_digest": request_digest,

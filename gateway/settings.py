@@ -1,6 +1,7 @@
 """The gateway's settings file (YAML), parsed once into immutable settings.
 
-A bad file names the file and the key, and `gateway serve` exits before binding a port.
+Read with `gateway.located_yaml` (YAML 1.2 core scalars, no anchors or tags), so a bad
+file names the file, the key and the line, and `gateway serve` exits before binding a port.
 Every key is documented in docs/configuration.md.
 """
 
@@ -9,11 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from gateway.audit import AuditSettings
-from gateway.config import ConfigError, Section
+from gateway.config import ConfigError, Section, with_line
 from gateway.identity import IdentitySettings, TlsSettings
+from gateway.located_yaml import YamlError, parse_yaml
 from gateway.policy import PolicySettings
 from gateway.proxy import Route, UpstreamSettings
 from gateway.quotas import QuotaSettings
@@ -97,9 +97,10 @@ def load_settings(path: Path) -> Settings:
     except OSError as exc:
         raise ConfigError(name, "", f"cannot read the file ({exc.strerror})") from exc
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(name, "", f"not valid YAML{where}") from exc
-    return Settings.from_section(Section(data, name, "", path.parent))
+        data = parse_yaml(text)
+    except YamlError as exc:
+        raise ConfigError(name, "", exc.message, exc.line) from exc
+    try:
+        return Settings.from_section(Section(data, name, "", path.parent))
+    except ConfigError as exc:
+        raise with_line(exc, data) from exc.__cause__

@@ -1,19 +1,32 @@
 """Policy: may this caller do this, to this model, now? A pure core around `decide()`.
 
 Load a policy directory with `load_policy()`, ask `decide()` (or `Policy.decide`) for a
-`Decision`; `reload` swaps policies at run time. Errors: see `gateway.policy._errors`
-(PolicyError -> PolicyLoadError).
+`Decision`; `reload` swaps policies at run time. A grant counts only with enough approver
+signatures: `verify_grant_approvals()` says which count, `approve_grant()` stamps a grant
+that has them. Errors: see `gateway.policy._errors` (PolicyError -> PolicyLoadError,
+GrantApprovalError).
 """
 
+from ._approvals import (
+    ApprovalResult,
+    SignatureCheck,
+    approve_grant,
+    grant_digest,
+    grant_signing_form,
+    sign_grant,
+    verify_grant_approvals,
+)
 from ._dynamic import DynamicObjects, parse_grant, parse_suspension
 from ._engine import ACTIONS, decide, visible_models
-from ._errors import PolicyError, PolicyLoadError
+from ._errors import GrantApprovalError, PolicyError, PolicyLoadError
 from ._loader import load_policy
 from ._model import (
     AccessClass,
+    Approver,
     CountryGroup,
     Decision,
     Grant,
+    GrantSignature,
     Model,
     NationalityRule,
     RoleRule,
@@ -28,10 +41,14 @@ from .reload import PolicyHolder, PolicyWatcher, ReloadOutcome
 __all__ = [
     "ACTIONS",
     "AccessClass",
+    "ApprovalResult",
+    "Approver",
     "CountryGroup",
     "Decision",
     "DynamicObjects",
     "Grant",
+    "GrantApprovalError",
+    "GrantSignature",
     "Model",
     "ModelWindow",
     "NationalityRule",
@@ -44,11 +61,17 @@ __all__ = [
     "ReloadOutcome",
     "RoleRule",
     "Settings",
+    "SignatureCheck",
     "Suspension",
+    "approve_grant",
     "decide",
+    "grant_digest",
+    "grant_signing_form",
     "load_policy",
     "model_windows",
     "parse_grant",
     "parse_suspension",
+    "sign_grant",
+    "verify_grant_approvals",
     "visible_models",
 ]

@@ -46,7 +46,7 @@ def parse_grant(
     """A grant as posted, valid under `policy` (its window, models and approvals), whose id
     is none of `file_grant_ids` (the ids of the policy files' grants)."""
     builder = _builder(policy, "grants", text, where)
-    (grant,) = builder._grants(dict(policy.models), policy.settings)
+    (grant,) = builder._grants(dict(policy.models), policy.settings, dict(policy.approvers))
     if grant.id in file_grant_ids:
         raise PolicyLoadError(where, "id", None, f"grant {grant.id!r} exists in the policy files")
     return replace(grant, origin="api")

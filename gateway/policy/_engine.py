@@ -351,6 +351,8 @@ def _allow(
         obligations=obligations,
         policy_version=policy.version,
         roles=caller.roles,
+        grant_digest=grant.digest if grant is not None else None,
+        grant_approvers=grant.approvals if grant is not None else (),
     )
 
 
@@ -377,4 +379,6 @@ def _deny(
         obligations=(),
         policy_version=policy.version,
         roles=caller.roles,
+        grant_digest=grant.digest if grant is not None else None,
+        grant_approvers=grant.approvals if grant is not None else (),
     )

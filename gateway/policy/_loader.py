@@ -3,27 +3,38 @@
 Layout of a policy directory::
 
     *.yaml / *.yml          policy content; top-level keys: settings, trust, roles,
-                            access_classes, models, grants, suspensions
+                            access_classes, models, grants, suspensions, approvers,
+                            approver_authorities
     country-groups/*.yaml   one country group per file
     tests/                  policy test cases (not policy content)
 
-A list section (models, grants, suspensions) may be split over several files; a
-mapping section (settings, trust, roles, access_classes) may too, as long as no key
-is defined twice.
+A list section (models, grants, suspensions, approvers, approver_authorities) may be
+split over several files; a mapping section (settings, trust, roles, access_classes)
+may too, as long as no key is defined twice.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ._approvals import VerifiedSignatures, verify_grant_approvals
+from ._approvers import (
+    GrantReport,
+    approval_error,
+    load_approvers,
+    load_authorities,
+    read_signatures,
+    signature_lines,
+)
 from ._countries import ISO_3166_ALPHA_2
 from ._errors import PolicyLoadError
 from ._model import (
     AccessClass,
+    Approver,
     ConflictRule,
     CountryGroup,
     Grant,
@@ -40,7 +51,7 @@ from ._trust import ATTRIBUTE_NAMES, TrustScopes, may_assert, read_trust
 from ._yaml import Node, parse_yaml
 
 SUSPENSION_DIMENSIONS = ("model", "organisation", "subject", "country", "access_class")
-_LIST_SECTIONS = ("models", "grants", "suspensions")
+_LIST_SECTIONS = ("models", "grants", "suspensions", "approvers", "approver_authorities")
 _MAP_SECTIONS = ("settings", "trust", "roles", "access_classes")
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]*")
 
@@ -50,9 +61,27 @@ def load_policy(directory: str | Path) -> Policy:
     return _load(Path(directory), None)
 
 
-def load_policy_pausing(directory: str | Path, pause: Callable[[], None]) -> Policy:
-    """`load_policy`, calling `pause()` now and then (used by reloads in a worker thread)."""
-    return _load(Path(directory), pause)
+def load_policy_pausing(
+    directory: str | Path,
+    pause: Callable[[], None],
+    verified: VerifiedSignatures | None = None,
+) -> Policy:
+    """`load_policy`, calling `pause()` now and then (used by reloads in a worker thread);
+    `verified` spares verifying again the grant signatures an earlier load verified."""
+    policy = _builder(Path(directory), pause, approvals_required=True, verified=verified).build()
+    if verified is not None:
+        verified.keep_seen()
+    return policy
+
+
+def inspect_grants(directory: str | Path) -> tuple[Policy, list[GrantReport]]:
+    """Load the policy without requiring grant approvals, and report on every grant.
+
+    For `gateway grant sign` and `gateway grant verify` only: the Policy returned may
+    hold grants that lack approvals and must never serve a decision.
+    """
+    builder = _builder(Path(directory), None, approvals_required=False)
+    return builder.build(), builder.grant_reports
 
 
 @dataclass
@@ -78,6 +107,16 @@ def _read(path: Path, pause: Callable[[], None] | None) -> Any:
 
 
 def _load(directory: Path, pause: Callable[[], None] | None) -> Policy:
+    return _builder(directory, pause, approvals_required=True).build()
+
+
+def _builder(
+    directory: Path,
+    pause: Callable[[], None] | None,
+    *,
+    approvals_required: bool,
+    verified: VerifiedSignatures | None = None,
+) -> _Builder:
     if not directory.is_dir():
         raise PolicyLoadError(str(directory), "", None, "policy directory not found")
     sections = _Sections()
@@ -95,7 +134,7 @@ def _load(directory: Path, pause: Callable[[], None] | None) -> Policy:
         if groups_dir.is_dir()
         else []
     )
-    return _Builder(sections, groups, pause).build()
+    return _Builder(sections, groups, pause, approvals_required, verified)
 
 
 def _merged(nodes: list[Node]) -> list[tuple[Node, str]]:
@@ -154,7 +193,12 @@ def _country_group(node: Node) -> CountryGroup:
 
 class _Builder:
     def __init__(
-        self, sections: _Sections, groups: list[Node], pause: Callable[[], None] | None
+        self,
+        sections: _Sections,
+        groups: list[Node],
+        pause: Callable[[], None] | None,
+        approvals_required: bool = True,
+        verified: VerifiedSignatures | None = None,
     ) -> None:
         self.sections = sections
         self.groups: dict[str, CountryGroup] = {}
@@ -166,6 +210,9 @@ class _Builder:
         self.pause = pause
         self.trust: TrustScopes = {}
         self.warnings: list[str] = []
+        self.approvals_required = approvals_required
+        self.verified = verified
+        self.grant_reports: list[GrantReport] = []
 
     def build(self) -> Policy:
         settings = self._settings()
@@ -176,7 +223,11 @@ class _Builder:
         roles = self._roles()
         classes = self._access_classes()
         models = self._models(classes)
-        grants = self._grants(models, settings)
+        approvers = load_approvers(
+            self.sections.lists["approvers"],
+            load_authorities(self.sections.lists["approver_authorities"]),
+        )
+        grants = self._grants(models, settings, approvers)
         suspensions = self._suspensions(models, classes)
         self._warn_unreachable_grantees(grants)
         return Policy(
@@ -188,6 +239,7 @@ class _Builder:
             models=models.values(),
             grants=grants,
             suspensions=suspensions,
+            approvers=approvers.values(),
             pause=self.pause,
             warnings=self.warnings,
         )
@@ -338,12 +390,20 @@ class _Builder:
             )
         return models
 
-    def _grants(self, models: dict[str, Model], settings: Settings) -> list[Grant]:
+    def _grants(
+        self, models: dict[str, Model], settings: Settings, approvers: dict[str, Approver]
+    ) -> list[Grant]:
         grants: list[Grant] = []
         seen: set[str] = set()
         for node in self.sections.lists["grants"]:
             if self.pause is not None:
                 self.pause()
+            if "approvers" in node.data:
+                node.fail(
+                    "approvers",
+                    "grants are approved by signatures, not names: list the approver keys in "
+                    "the top-level approvers section and sign with `gateway grant sign`",
+                )
             node.reject_unknown(
                 "id",
                 "grantee",
@@ -351,9 +411,9 @@ class _Builder:
                 "not_before",
                 "not_after",
                 "purpose",
-                "approvers",
                 "nationality_exception",
                 "quota",
+                "signatures",
             )
             grant_id = node.string("id")
             if not _IDENTIFIER.fullmatch(grant_id):
@@ -382,32 +442,32 @@ class _Builder:
                             f"opens before {earliest.isoformat()}, which is {model_id}'s "
                             f"release_at minus max_prerelease_lead",
                         )
-            approvers = node.strings("approvers")
-            if len(set(approvers)) < settings.min_approvers:
-                node.fail(
-                    "approvers",
-                    f"needs at least {settings.min_approvers} distinct approvers, "
-                    f"has {len(set(approvers))}",
-                )
             exception = None
             if node.has("nationality_exception"):
                 body = node.node("nationality_exception")
                 body.reject_unknown("reason")
                 exception = body.string("reason")
-            grants.append(
-                Grant(
-                    id=grant_id,
-                    organisation=grantee.string("organisation"),
-                    subjects=frozenset(grantee.strings("subjects", [])),
-                    models=tuple(model_ids),
-                    not_before=not_before,
-                    not_after=not_after,
-                    purpose=node.string("purpose"),
-                    approvers=tuple(approvers),
-                    nationality_exception=exception,
-                    quota=_quota(node.node("quota")) if node.has("quota") else None,
-                )
+            grant = Grant(
+                id=grant_id,
+                organisation=grantee.string("organisation"),
+                subjects=frozenset(grantee.strings("subjects", [])),
+                models=tuple(model_ids),
+                not_before=not_before,
+                not_after=not_after,
+                purpose=node.string("purpose"),
+                nationality_exception=exception,
+                quota=_quota(node.node("quota")) if node.has("quota") else None,
+                signatures=read_signatures(node),
             )
+            result = verify_grant_approvals(grant, approvers, settings, self.verified)
+            self.grant_reports.append(
+                GrantReport(grant, node.file, node.line(), signature_lines(node), result)
+            )
+            if result.approved:
+                grant = replace(grant, digest=result.digest, approvals=result.approved_by)
+            elif self.approvals_required:
+                raise approval_error(node, result)
+            grants.append(grant)
         return grants
 
     def _suspensions(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Literal
 
@@ -70,11 +70,39 @@ class RoleRule:
 
 
 @dataclass(frozen=True, slots=True)
+class Approver:
+    """A key that holds the approver role: its signatures may approve grants.
+
+    `public_key` is the raw 32-byte Ed25519 key. A key listed with a certificate has the
+    `authority` (approver CA id) that issued it, and counts only for a grant whose whole
+    window lies between `not_valid_before` and `not_valid_after`.
+    """
+
+    id: str
+    organisation: str
+    public_key: bytes = field(repr=False)
+    authority: str | None = None
+    not_valid_before: datetime | None = None
+    not_valid_after: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GrantSignature:
+    """An approver's Ed25519 signature over a grant's signing form (see `_approvals`)."""
+
+    key_id: str
+    signature: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Grant:
     """A time-boxed grant of access to models for an organisation (and optionally subjects).
 
     The window is `not_before` inclusive to `not_after` exclusive.
     `nationality_exception` holds the exception's reason when the grant carries one.
+    `signatures` are the approvers' signatures as written. `digest` (SHA-256 hex of the
+    signing form) and `approvals` (the key ids whose signatures count, sorted) are set
+    by `approve_grant()`; every grant of a loaded policy has at least `min_approvers`.
     """
 
     id: str
@@ -84,10 +112,12 @@ class Grant:
     not_before: datetime
     not_after: datetime
     purpose: str
-    approvers: tuple[str, ...]
     nationality_exception: str | None = None
     origin: str = "file"
     quota: Quota | None = None
+    signatures: tuple[GrantSignature, ...] = ()
+    digest: str = ""
+    approvals: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +183,11 @@ class Settings:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The outcome of `decide()`: allow or deny, why, and what the caller is told."""
+    """The outcome of `decide()`: allow or deny, why, and what the caller is told.
+
+    With `grant_id` come the grant's `grant_digest` and `grant_approvers` (the key ids
+    whose signatures approved it), so a record proves which approved text it relied on.
+    """
 
     allowed: bool
     reason: str
@@ -165,3 +199,5 @@ class Decision:
     obligations: tuple[str, ...]
     policy_version: str
     roles: frozenset[str]
+    grant_digest: str | None = None
+    grant_approvers: tuple[str, ...] = ()

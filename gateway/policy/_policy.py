@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._model import (
     AccessClass,
+    Approver,
     CountryGroup,
     Grant,
     Model,
@@ -47,6 +48,7 @@ class Policy:
         "_suspensions",
         "_trust",
         "access_classes",
+        "approvers",
         "country_groups",
         "grants",
         "models",
@@ -70,6 +72,7 @@ class Policy:
         models: Iterable[Model],
         grants: Iterable[Grant],
         suspensions: Iterable[Suspension],
+        approvers: Iterable[Approver] = (),
         pause: Callable[[], None] | None = None,
         warnings: Iterable[str] = (),
     ) -> None:
@@ -104,6 +107,9 @@ class Policy:
         )
         self.grants: tuple[Grant, ...] = tuple(grants)
         self.suspensions: tuple[Suspension, ...] = tuple(suspensions)
+        self.approvers: Mapping[str, Approver] = MappingProxyType(
+            {approver.id: approver for approver in approvers}
+        )
 
         self._trust: dict[str, dict[str, frozenset[str] | None]] = {
             name: dict(scopes) for name, scopes in self.trust.items()
@@ -249,8 +255,8 @@ def canonical_content(policy: Policy, pause: Callable[[], None] | None = None) -
             instant(grant.not_before),
             instant(grant.not_after),
             grant.purpose,
-            sorted(grant.approvers),
             grant.nationality_exception,
+            sorted([s.key_id, s.signature.hex()] for s in grant.signatures),
             # Only when set, so grants without one keep the version they had.
             *([[grant.quota.requests, grant.quota.tokens]] if grant.quota is not None else []),
         ]
@@ -311,6 +317,16 @@ def canonical_content(policy: Policy, pause: Callable[[], None] | None = None) -
             for model in policy.models.values()
         },
         "grants": {grant.id: grant_content(grant) for grant in policy.grants},
+        "approvers": {
+            approver.id: [
+                approver.organisation,
+                approver.public_key.hex(),
+                approver.authority,
+                instant(approver.not_valid_before),
+                instant(approver.not_valid_after),
+            ]
+            for approver in policy.approvers.values()
+        },
         "suspensions": sorted(
             [item.dimension, item.value, item.reason, instant(item.since), instant(item.until)]
             for item in sorted(policy.suspensions, key=repr)

@@ -1,10 +1,8 @@
-"""Reading YAML while keeping the line of every key and list item.
+"""Validating the policy's YAML: typed getters whose errors name file, key path and line.
 
-The policy is read from parser events rather than through PyYAML's constructor, for
-three reasons: every error can name its line; plain scalars follow the YAML 1.2 core
-schema, so a country code such as ``NO`` stays a string instead of becoming ``False``;
-and a long load can pause now and then (`pause`) so that a reload running in a worker
-thread does not hold the interpreter lock for long stretches.
+The files are read with `gateway.located_yaml` (YAML 1.2 core scalars, so ``NO`` stays
+a string; no anchors, aliases, tags or multiple documents; every key and item keeps
+its line), whose errors become `PolicyLoadError`.
 """
 
 from __future__ import annotations
@@ -14,135 +12,22 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NoReturn
 
-import yaml
+from gateway.located_yaml import LocatedList, LocatedMap, YamlError
+from gateway.located_yaml import parse_yaml as _parse
 
 from ._errors import PolicyLoadError
 
-try:  # the C parser is much faster; fall back to the pure-Python one when absent
-    _Loader: Any = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - depends on how PyYAML was built
-    _Loader = yaml.SafeLoader
+__all__ = ["LocatedList", "LocatedMap", "Node", "parse_yaml"]
 
-_INT = re.compile(r"[-+]?[0-9]+")
-_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
-_PAUSE_EVERY = 64
-
-
-class LocatedMap(dict[str, Any]):
-    """A YAML mapping that remembers its own line and the line of each key."""
-
-    __slots__ = ("key_lines", "line")
-
-    def __init__(self, line: int) -> None:
-        super().__init__()
-        self.line = line
-        self.key_lines: dict[str, int] = {}
-
-
-class LocatedList(list[Any]):
-    """A YAML sequence that remembers its own line and the line of each item."""
-
-    __slots__ = ("item_lines", "line")
-
-    def __init__(self, line: int) -> None:
-        super().__init__()
-        self.line = line
-        self.item_lines: list[int] = []
-
-
-def _plain(value: str) -> Any:
-    """Resolve a plain (unquoted) scalar under the YAML 1.2 core schema; timestamps stay text."""
-    if value in ("", "~", "null", "Null", "NULL"):
-        return None
-    if value in ("true", "True", "TRUE"):
-        return True
-    if value in ("false", "False", "FALSE"):
-        return False
-    if _INT.fullmatch(value):
-        return int(value)
-    if _FLOAT.fullmatch(value):
-        return float(value)
-    return value
 
 
 def parse_yaml(text: str, file: str, pause: Callable[[], None] | None = None) -> Any:
-    """Parse one YAML document into LocatedMap / LocatedList / scalars.
-
-    Anchors, aliases, explicit tags and several documents per file are refused:
-    a policy must read the same to a person as to the gateway.
-    """
-    stack: list[Any] = []
-    keys: list[str | None] = []
-    root: Any = None
-    documents = 0
-    count = 0
-
-    def fail(line: int, message: str) -> NoReturn:
-        raise PolicyLoadError(file, "", line, message)
-
-    def add(value: Any, line: int) -> None:
-        nonlocal root
-        if not stack:
-            root = value
-            return
-        parent = stack[-1]
-        if isinstance(parent, LocatedList):
-            parent.append(value)
-            parent.item_lines.append(line)
-            return
-        key = keys[-1]
-        if key is None:
-            if not isinstance(value, str):
-                fail(line, "mapping keys must be plain strings")
-            if value in parent:
-                fail(line, f"duplicate key {value!r}")
-            keys[-1] = value
-            parent.key_lines[value] = line
-        else:
-            parent[key] = value
-            keys[-1] = None
-
+    """Parse one YAML document of `file`; a refusal is a PolicyLoadError naming the line."""
     try:
-        for event in yaml.parse(text, Loader=_Loader):
-            count += 1
-            if pause is not None and count % _PAUSE_EVERY == 0:
-                pause()
-            mark = event.start_mark
-            line = mark.line + 1 if mark is not None else 0
-            if getattr(event, "anchor", None) is not None or isinstance(event, yaml.AliasEvent):
-                fail(line, "anchors and aliases are not supported")
-            if isinstance(event, yaml.ScalarEvent):
-                if event.tag is not None and not any(event.implicit):
-                    fail(line, "explicit tags are not supported")
-                value = _plain(event.value) if event.implicit[0] else event.value
-                add(value, line)
-            elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
-                if event.tag is not None and not event.implicit:
-                    fail(line, "explicit tags are not supported")
-                container: Any = (
-                    LocatedMap(line)
-                    if isinstance(event, yaml.MappingStartEvent)
-                    else LocatedList(line)
-                )
-                if stack and isinstance(stack[-1], LocatedMap) and keys[-1] is None:
-                    fail(line, "mapping keys must be plain strings")
-                add(container, line)
-                stack.append(container)
-                keys.append(None)
-            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
-                stack.pop()
-                keys.pop()
-            elif isinstance(event, yaml.DocumentStartEvent):
-                documents += 1
-                if documents > 1:
-                    fail(line, "a file must hold a single YAML document")
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        error_line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise PolicyLoadError(file, "", error_line, f"invalid YAML: {problem}") from exc
-    return root
+        return _parse(text, pause)
+    except YamlError as exc:
+        raise PolicyLoadError(file, "", exc.line, exc.message) from exc
 
 
 class Node:

@@ -16,6 +16,7 @@ from typing import Any
 from gateway.arguments import instant
 from gateway.instants import format_instant
 
+from ._approvals import verify_grant_approvals
 from ._cases import load_cases, load_principal
 from ._diff import diff_policies
 from ._engine import ACTIONS, decide
@@ -104,11 +105,21 @@ def _check(args: argparse.Namespace) -> int:
     print(
         f"  contents        {len(policy.models)} models, {len(policy.access_classes)} access "
         f"classes, {len(policy.country_groups)} country groups, {len(policy.grants)} grants, "
-        f"{len(policy.suspensions)} suspensions"
+        f"{len(policy.suspensions)} suspensions, {len(policy.approvers)} approver keys"
     )
     # Valid but risky: said on every check, and the exit status stays 0.
     for warning in policy.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    # A grant with enough approvals may still carry signatures that do not count (a
+    # stale one, a stranger's): it loads, but the operator should know.
+    for grant in policy.grants:
+        result = verify_grant_approvals(grant, policy.approvers, policy.settings)
+        for check in result.checks:
+            if not check.counts:
+                print(
+                    f"warning: grant {grant.id}: signatures[{check.index}] {check.describe()}",
+                    file=sys.stderr,
+                )
     return 0
 
 
@@ -162,6 +173,8 @@ def decision_json(decision: Decision) -> dict[str, Any]:
         "rules": list(decision.rules),
         "grant_id": decision.grant_id,
         "grant_not_after": _instant(decision.grant_not_after) if decision.grant_not_after else None,
+        "grant_digest": decision.grant_digest,
+        "grant_approvers": list(decision.grant_approvers),
         "obligations": list(decision.obligations),
         "policy_version": decision.policy_version,
         "roles": sorted(decision.roles),
@@ -206,6 +219,8 @@ def _explain(args: argparse.Namespace) -> int:
     print(f"roles        {', '.join(sorted(decision.roles)) or '-'}")
     if decision.grant_id is not None:
         print(f"grant        {decision.grant_id} (not_after {_instant(decision.grant_not_after)})")
+        print(f"grant digest sha256:{decision.grant_digest}")
+        print(f"approved by  {', '.join(decision.grant_approvers)}")
     for obligation in decision.obligations:
         print(f"obligation   {obligation}")
     if limits["grant_quota"] is not None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import watchfiles
 
+from ._approvals import VerifiedSignatures
 from ._errors import PolicyLoadError
 from ._loader import load_policy_pausing
 from ._policy import Policy
@@ -144,6 +145,7 @@ class PolicyWatcher:
         self._pending: set[asyncio.Task[ReloadOutcome]] = set()
         self._signal_installed = False
         self._hashes = policy_file_hashes(self.directory)
+        self._verified = VerifiedSignatures()  # grant signatures verified by earlier loads
 
     async def start(self) -> None:
         """Install the SIGHUP handler (where the platform allows) and start watching files."""
@@ -180,7 +182,9 @@ class PolicyWatcher:
             old_version = self.holder.current.version
             try:
                 baton = _Baton(asyncio.get_running_loop())
-                policy = await asyncio.to_thread(load_policy_pausing, self.directory, baton)
+                policy = await asyncio.to_thread(
+                    load_policy_pausing, self.directory, baton, self._verified
+                )
             except PolicyLoadError as exc:
                 outcome = self._failed(old_version, str(exc), trigger)
             except Exception as exc:  # noqa: BLE001 - a failed reload must keep the old policy

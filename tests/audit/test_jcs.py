@@ -11,13 +11,12 @@ from hypothesis import strategies as st
 
 from gateway.audit import RecordError, canonicalize
 from gateway.audit.jcs import (
-    _encode_simple,
-    _serialize,
     canonicalize_around,
     parse_canonical,
     parse_json,
     serialize_number,
 )
+from gateway.jcs import _encode_simple, _serialize
 
 from .conftest import VECTORS
 

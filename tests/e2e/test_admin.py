@@ -8,6 +8,7 @@ import asyncio
 import shutil
 import statistics
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,19 @@ import pytest
 
 from gateway.cli import main
 from gateway.demo.upstream import create_app
+from gateway.policy import Grant, sign_grant
+from gateway.policy._approvers import encode_signature
 from tests.conftest import ORDINARY_DAY
 from tests.e2e.audit_support import CHAT, GRANT_WINDOW, chat, records
 from tests.e2e.crash_gateway import client_context, free_port, gateway_process
 from tests.harness import REPO, Clock, RunningGateway, gateway_settings, instant, running_gateway
 from tests.servers import serve_asgi
+from tests.signing import approver_keys, approvers_yaml
+
+
+def instant_of(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
 
 SUSPEND_CAISI = {
     "organisation": "US CAISI",
@@ -124,25 +133,50 @@ async def test_revoking_a_file_grant_closes_access_at_once(tmp_path: Path, pki: 
         assert {f["path"] for f in policy["files"]} >= {"grants.yaml", "trust.yaml"}
 
 
-async def test_a_grant_added_at_run_time_opens_access(tmp_path: Path, pki: Path) -> None:
-    grant = {
-        "id": "globex-muse-spark-2-review",
-        "grantee": {"organisation": "Globex Corp"},
-        "models": ["muse-spark-2"],
+async def test_a_grant_added_at_run_time_opens_access_only_when_signed(
+    tmp_path: Path, pki: Path
+) -> None:
+    keys = approver_keys()
+    shutil.copytree(REPO / "policies", tmp_path / "policies")
+    (tmp_path / "policies" / "approvers-test.yaml").write_text(approvers_yaml(keys))
+    grant = Grant(
+        id="globex-muse-spark-2-review",
+        organisation="Globex Corp",
+        subjects=frozenset(),
+        models=("muse-spark-2",),
+        not_before=instant_of("2026-12-20T00:00:00Z"),
+        not_after=instant_of("2027-01-10T00:00:00Z"),
+        purpose="safety review",
+    )
+    body: dict[str, Any] = {
+        "id": grant.id,
+        "grantee": {"organisation": grant.organisation},
+        "models": list(grant.models),
         "not_before": "2026-12-20T00:00:00Z",
         "not_after": "2027-01-10T00:00:00Z",
-        "purpose": "safety review",
-        "approvers": ["chief-scientist", "general-counsel"],
+        "purpose": grant.purpose,
     }
+    signatures = [
+        {
+            "key_id": key_id,
+            "signature": encode_signature(sign_grant(grant, key_id, keys[key_id]).signature),
+        }
+        for key_id in ("lab-approver-1", "lab-approver-2")
+    ]
     async with running_gateway(tmp_path, pki, clock=Clock(instant(GRANT_WINDOW))) as gateway:
         carol, oscar = gateway.client("carol"), gateway.client("oscar")
         assert (await carol.post(CHAT, json=chat("muse-spark-2"))).status_code == 404
-        added = await oscar.post("/v1/admin/grants", json=grant)
+        # One signature is below the threshold; a changed field voids the signatures.
+        short = await oscar.post("/v1/admin/grants", json={**body, "signatures": signatures[:1]})
+        assert short.status_code == 400, short.text
+        edited = {**body, "purpose": "something else", "signatures": signatures}
+        assert (await oscar.post("/v1/admin/grants", json=edited)).status_code == 400
+        added = await oscar.post("/v1/admin/grants", json={**body, "signatures": signatures})
         assert added.status_code == 201, added.text
         assert (await carol.post(CHAT, json=chat("muse-spark-2"))).status_code == 200
-        again = await oscar.post("/v1/admin/grants", json=grant)
+        again = await oscar.post("/v1/admin/grants", json={**body, "signatures": signatures})
         assert again.status_code == 409
-        assert (await oscar.delete(f"/v1/admin/grants/{grant['id']}")).status_code == 200
+        assert (await oscar.delete(f"/v1/admin/grants/{grant.id}")).status_code == 200
         assert (await carol.post(CHAT, json=chat("muse-spark-2"))).status_code == 404
 
 

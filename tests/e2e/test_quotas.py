@@ -25,6 +25,7 @@ from tests.e2e.audit_support import CHAT, GRANT_WINDOW, chat, records
 from tests.e2e.crash_gateway import client_context, free_port, gateway_process
 from tests.harness import REPO, Clock, gateway_settings, instant, running_gateway
 from tests.servers import serve_asgi
+from tests.signing import resign_policy
 
 SHARED_REDIS = "redis://127.0.0.1:6379/0"
 
@@ -44,7 +45,7 @@ def _policies(
     grants = (directory / "grants.yaml").read_text()
     if quota is not None:
         inline = ", ".join(f"{name}: {value}" for name, value in quota.items())
-        grants = re.sub(r"(\n    approvers: .*\n)", rf"\1    quota: {{{inline}}}\n", grants)
+        grants = re.sub(r"(\n    purpose: .*\n)", rf"\1    quota: {{{inline}}}\n", grants)
     if open_now:
         now = datetime.now(UTC).replace(microsecond=0)
         stamp = "%Y-%m-%dT%H:%M:%SZ"
@@ -59,6 +60,7 @@ def _policies(
             r"not_after: \S+", f"not_after: {(now + timedelta(days=5)).strftime(stamp)}", grants
         )
     (directory / "grants.yaml").write_text(grants)
+    resign_policy(directory)  # the quota is a signed field: the approvers sign again
     if limits:
         settings = yaml.safe_load((directory / "settings.yaml").read_text())
         settings["settings"]["rate_limits"] = limits

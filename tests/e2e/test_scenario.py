@@ -22,6 +22,7 @@ import pytest
 
 from gateway.audit import RecordFilter, leaf_hash, load_verifier, open_checkpoint, verify_inclusion
 from gateway.cli import main as gateway_cli
+from gateway.policy import grant_digest, load_policy
 from tests.harness import Clock, RunningGateway, instant, running_gateway
 from tests.idp import AUDIENCE, FakeIdentityProvider, make_signing_keys
 
@@ -77,10 +78,18 @@ async def scenario(
 
 
 async def records_of(gateway: RunningGateway, response: httpx.Response) -> list[dict[str, Any]]:
-    """The audit records a response's request produced (request first, then completion)."""
+    """The audit records a response's request produced (request first, then completion).
+
+    A served request's completion record is written after the response ended, so it is
+    waited for (bounded), not expected at once."""
     request_id = response.headers["x-request-id"]
-    found = await gateway.gateway.audit.query(RecordFilter(request_id=request_id))
-    return [json.loads(data) for _, data in found]
+    async with asyncio.timeout(10):
+        while True:
+            found = await gateway.gateway.audit.query(RecordFilter(request_id=request_id))
+            records = [json.loads(data) for _, data in found]
+            if records and (records[0]["decision"] == "deny" or len(records) > 1):
+                return records
+            await asyncio.sleep(0.02)
 
 
 def version(gateway: RunningGateway) -> str:
@@ -106,6 +115,10 @@ async def test_the_seed_scenario(
         "allow.grant",
     )
     assert request["grant_id"] == GRANT
+    # The record proves which approved text the request relied on, and who approved it.
+    (grant,) = load_policy(gw.policy_directory).grants
+    assert request["grant_digest"] == grant_digest(grant)
+    assert request["grant_approvers"] == ["chief-scientist", "general-counsel"]
     assert request["policy_version"] == v1
     assert request["principal"]["nationalities"] == [
         {"value": "US", "source": "ca:agency", "trusted": True}

@@ -8,10 +8,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.policy.cli import register
 
-from .conftest import EXAMPLE
+from .conftest import EXAMPLE, sign_file
 
 EVALUATOR = """subject: evaluator-1
 issuer: ca:agency
@@ -111,10 +112,14 @@ def test_explain_rejects_an_instant_without_time_zone(
 
 
 def test_diff_reports_changes_from_the_instant_they_take_effect(
-    policy_dir: Path, capsys: pytest.CaptureFixture[str]
+    policy_dir: Path,
+    approver_keys: dict[str, Ed25519PrivateKey],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     grants = policy_dir / "grants.yaml"
-    grants.write_text(grants.read_text().replace("2027-01-08T00:00:00Z", "2027-01-10T00:00:00Z"))
+    text = grants.read_text().replace("2027-01-08T00:00:00Z", "2027-01-10T00:00:00Z")
+    grants.write_text(text[: text.index("    signatures:")])  # the old ones no longer verify
+    sign_file(grants, approver_keys, ("lab-approver-1", "lab-approver-2"))
     assert run("diff", str(EXAMPLE), str(policy_dir)) == 0
     out = capsys.readouterr().out
     assert (

@@ -264,7 +264,6 @@ grants:
     not_before: 2026-12-20T00:00:00Z
     not_after: 2026-12-24T00:00:00Z
     purpose: evaluation by a named dual national
-    approvers: [chief-scientist, general-counsel, export-control-officer]
     nationality_exception: {reason: export licence on file}
 """
 

@@ -15,7 +15,6 @@ GRANT = """grants:
     not_before: {not_before}
     not_after: {not_after}
     purpose: test
-    approvers: {approvers}
 """
 
 
@@ -23,11 +22,8 @@ def grant(
     model: str = "muse-spark-2",
     not_before: str = "2026-12-20T00:00:00Z",
     not_after: str = "2026-12-21T00:00:00Z",
-    approvers: str = "[a, b]",
 ) -> str:
-    return GRANT.format(
-        model=model, not_before=not_before, not_after=not_after, approvers=approvers
-    )
+    return GRANT.format(model=model, not_before=not_before, not_after=not_after)
 
 
 def load_error(directory: Path, name: str, text: str) -> PolicyLoadError:
@@ -43,7 +39,26 @@ def load_error(directory: Path, name: str, text: str) -> PolicyLoadError:
         (grant(not_before="2026-12-16T15:59:59Z"), "grants[0].not_before", 5, "opens before"),
         (grant(not_after="2026-12-20T00:00:00Z"), "grants[0].not_after", 6, "later than"),
         (grant(model="muse-9"), "grants[0].models[0]", 4, "unknown model"),
-        (grant(approvers="[a, a]"), "grants[0].approvers", 8, "2 distinct approvers"),
+        (grant(), "grants[0].signatures", 2, "has no signatures"),
+        (grant() + "    approvers: [a, b]\n", "grants[0].approvers", 8, "approved by signatures"),
+        (
+            grant() + "    signatures:\n      - {key_id: a, signature: not-base64}\n",
+            "grants[0].signatures[0].signature",
+            9,
+            "not an Ed25519 signature: it is not base64",
+        ),
+        (
+            grant() + "    signatures:\n      - {key_id: a, signature: AAAA}\n",
+            "grants[0].signatures[0].signature",
+            9,
+            "decodes to 3 bytes, not 64",
+        ),
+        (
+            grant() + "    signatures:\n      - {key_id: a}\n",
+            "grants[0].signatures[0].signature",
+            9,
+            "is required",
+        ),
         (grant(not_before="2026-12-20"), "grants[0].not_before", 5, "date-time"),
         (grant(not_before="2026-12-20T00:00:00"), "grants[0].not_before", 5, "time zone"),
         (grant().replace("purpose", "porpose"), "grants[0].porpose", 7, "unknown key"),
@@ -115,15 +130,16 @@ def test_min_approvers_is_configurable(policy_dir: Path) -> None:
     (policy_dir / "settings.yaml").write_text("settings:\n  min_approvers: 3\n")
     with pytest.raises(PolicyLoadError) as caught:
         load_policy(policy_dir)
-    assert caught.value.key == "grants[0].approvers"
+    assert (caught.value.key, caught.value.line) == ("grants[0].signatures", 12)
     assert caught.value.file.endswith("grants.yaml")
+    assert "has 2 of the 3 approvals it needs" in caught.value.message
 
 
 def test_max_prerelease_lead_is_configurable(policy_dir: Path) -> None:
     (policy_dir / "settings.yaml").write_text("settings:\n  max_prerelease_lead: 29d\n")
     with pytest.raises(PolicyLoadError) as caught:
         load_policy(policy_dir)
-    assert (caught.value.key, caught.value.line) == ("grants[0].not_before", 7)
+    assert (caught.value.key, caught.value.line) == ("grants[0].not_before", 9)
 
 
 def test_invalid_code_in_a_country_group_file(policy_dir: Path) -> None:
