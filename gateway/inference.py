@@ -8,7 +8,6 @@ request, refused or served, leaves a record.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -18,7 +17,13 @@ import orjson
 
 from gateway.identity import AuthenticationError, Principal
 from gateway.policy import Decision, Policy, decide
-from gateway.proxy import ForwardResult, request_id_from, upstream_headers
+from gateway.proxy import (
+    BodyRefused,
+    ForwardResult,
+    parse_body,
+    request_id_from,
+    upstream_headers,
+)
 from gateway.records import completion_record, request_record
 from gateway.responses import Receive, Scope, Send, model_not_found_message, send_error
 from gateway.state import Gateway
@@ -331,32 +336,10 @@ class InferenceEndpoint:
 def _parse(body: bytes) -> tuple[dict[str, Any] | None, tuple[int, str, str, str] | None]:
     """The decoded body with its model id, or the problem that stops the request."""
     try:
-        # orjson also refuses what the upstream might read differently or not at all:
-        # invalid UTF-8, lone surrogates, integers beyond 64 bits, very deep nesting.
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None, (
-            400,
-            "invalid_json",
-            "request.invalid_json",
-            "The request body is not valid JSON.",
-        )
-    if not isinstance(document, dict):
-        return None, (
-            400,
-            "invalid_json",
-            "request.invalid_json",
-            "The request body must be a JSON object.",
-        )
+        document = parse_body(body)
+    except BodyRefused as exc:
+        return None, (400, "invalid_json", exc.reason, exc.message)
     model = document.get("model")
-    if body.count(b'"model"') > 1 and _names_model_twice(body):
-        # Upstreams differ on which of two "model" members wins: never guess.
-        return None, (
-            400,
-            "invalid_json",
-            "request.duplicate_model",
-            "The request body names the model more than once.",
-        )
     if isinstance(model, str) and len(model) > MAX_MODEL_ID:
         return None, (
             404,
@@ -372,11 +355,6 @@ def _parse(body: bytes) -> tuple[dict[str, Any] | None, tuple[int, str, str, str
             "The request names no model; set the 'model' field.",
         )
     return document, None
-
-
-def _names_model_twice(body: bytes) -> bool:
-    pairs = json.loads(body, object_pairs_hook=lambda items: items)
-    return sum(1 for name, _ in pairs if name == "model") > 1
 
 
 def _unrouted(decision: Decision) -> Decision:

@@ -3,6 +3,7 @@ import gateway.proxy
 
 def test_the_public_surface_of_gateway_proxy() -> None:
     assert gateway.proxy.__all__ == [
+        "BodyRefused",
         "DigestFactory",
         "ForwardResult",
         "Forwarder",
@@ -13,6 +14,7 @@ def test_the_public_surface_of_gateway_proxy() -> None:
         "UpstreamSettings",
         "Usage",
         "client_headers",
+        "parse_body",
         "request_id_from",
         "upstream_headers",
         "usage_from_json",
