@@ -18,8 +18,10 @@ import orjson
 from gateway.identity import AuthenticationError, Principal
 from gateway.policy import Decision, Policy, decide
 from gateway.proxy import (
+    ASSERTION_HEADER,
     BodyRefused,
     ForwardResult,
+    assertion_claims,
     parse_body,
     request_id_from,
     upstream_headers,
@@ -285,26 +287,36 @@ class InferenceEndpoint:
             forwarded = orjson.dumps(document)
             upstream_digest = gateway.digests.digest(forwarded)
         exchange.reason = decision.reason
-        request_index = await gateway.record(
-            exchange.record(
-                decision.reason,
-                None,
-                decision,
-                request_digest=request_digest,
-                upstream_request_digest=upstream_digest,
-            )
+        record = exchange.record(
+            decision.reason,
+            None,
+            decision,
+            request_digest=request_digest,
+            upstream_request_digest=upstream_digest,
         )
+        request_index = await gateway.record(record)
         if request_index is None:
             await exchange.unavailable()
             return
+        upstream = gateway.upstreams[target.upstream]
+        headers = upstream_headers(
+            scope["headers"],
+            exchange.request_id,
+            gateway.inbound_headers,
+            client_address=exchange.client_address,
+            scheme=scope.get("scheme", "http"),
+        )
+        if upstream.identity_assertion and gateway.assertions is not None:
+            claims = assertion_claims(record, request_index)
+            headers[ASSERTION_HEADER] = gateway.assertions.sign(claims, upstream.name, exchange.now)
         exchange.status = -1  # from here on the forwarder answers the caller
         result = ForwardResult(status=499, error="gateway.cancelled")
         try:
             result = await gateway.forwarder.forward(
-                gateway.upstreams[target.upstream],
+                upstream,
                 exchange.route,
                 scope.get("query_string", b""),
-                upstream_headers(scope["headers"], exchange.request_id, gateway.private_headers),
+                headers,
                 forwarded,
                 exchange.request_id,
                 receive,

@@ -27,11 +27,18 @@ class UpstreamSettings:
     connect_timeout: float = 5.0
     read_timeout: float = 300.0
     pool_size: int = 100
+    identity_assertion: bool = False
 
     @classmethod
     def from_section(cls, section: Section) -> UpstreamSettings:
         section.reject_unknown(
-            "name", "base_url", "credential", "connect_timeout", "read_timeout", "pool_size"
+            "name",
+            "base_url",
+            "credential",
+            "connect_timeout",
+            "read_timeout",
+            "pool_size",
+            "identity_assertion",
         )
         base_url = section.string("base_url").rstrip("/")
         parts = urlsplit(base_url)
@@ -47,6 +54,7 @@ class UpstreamSettings:
             connect_timeout=section.number("connect_timeout", 5.0, minimum=0.001),
             read_timeout=section.number("read_timeout", 300.0, minimum=0.001),
             pool_size=section.integer("pool_size", 100, minimum=1),
+            identity_assertion=section.boolean("identity_assertion", False),
         )
 
     def credential_headers(self) -> dict[str, str]:
