@@ -16,10 +16,11 @@ import aiohttp
 
 from gateway.proxy._headers import client_headers
 from gateway.proxy._upstream import UpstreamPool, UpstreamSettings
-from gateway.proxy._usage import StreamUsage, Usage, usage_from_json
+from gateway.proxy._usage import JsonUsage, StreamUsage, Usage, usage_from_json
 from gateway.responses import Receive, Send, send_error
 
-# A JSON response larger than this is streamed through instead of read whole (no usage then).
+# A JSON response larger than this (or of unknown length) is relayed as it comes, and its
+# usage read as it passes; a smaller one is read whole and sent with its length.
 _READ_WHOLE_LIMIT = 8 << 20
 # How long an exchange runs before a task starts watching for the caller's disconnect.
 WATCH_AFTER = 0.05
@@ -207,10 +208,11 @@ class Forwarder:
         state: _Watch,
     ) -> None:
         is_events = "text/event-stream" in content_type
-        usage = StreamUsage() if is_events else None
-        # A JSON body of unknown length is relayed as it comes, and kept (up to a bound)
-        # to read its usage at the end.
-        kept: list[bytes] | None = [] if not is_events and "json" in content_type else None
+        usage: StreamUsage | JsonUsage | None = None
+        if is_events:
+            usage = StreamUsage()
+        elif "json" in content_type:
+            usage = JsonUsage()
         result.status = response.status
         result.stream = "completed" if is_events else None
         await send(
@@ -224,11 +226,6 @@ class Forwarder:
                     digest.update(chunk)
                 if usage is not None:
                     usage.feed(chunk)
-                elif kept is not None:
-                    if sent <= _READ_WHOLE_LIMIT:
-                        kept.append(chunk)
-                    else:
-                        kept = None
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except (TimeoutError, aiohttp.ClientError):
             # The upstream broke off: end our response so the caller sees a short stream.
@@ -239,10 +236,9 @@ class Forwarder:
             result.response_bytes = sent
             if digest is not None:
                 result.response_digest = digest.hexdigest()
-            if usage is not None:
+            # A JSON answer cut short is not the upstream's account of the request.
+            if usage is not None and (is_events or result.error is None):
                 result.usage = usage.usage
-            elif kept is not None and result.error is None:
-                result.usage = usage_from_json(b"".join(kept))
         state.finished = True
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
