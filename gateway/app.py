@@ -24,7 +24,7 @@ from gateway.identity import Authenticator
 from gateway.inference import INFERENCE_PATHS, InferenceEndpoint
 from gateway.logs import get_logger
 from gateway.policy import PolicyHolder, PolicyWatcher, ReloadOutcome, load_policy
-from gateway.proxy import AssertionSigner, Forwarder, UpstreamPool
+from gateway.proxy import AssertionSigner, Forwarder, ModelRewrite, UpstreamPool
 from gateway.readiness import UpstreamProbe
 from gateway.records import event_record
 from gateway.responses import Receive, Scope, Send
@@ -83,6 +83,11 @@ def build_app(
             if settings.identity_assertion is not None
             else None
         ),
+        model_rewrites={
+            route.model: ModelRewrite(route.upstream_model, route.model)
+            for route in settings.routes.values()
+            if route.rewrite_response_model
+        },
         issuer_sources={issuer.issuer: issuer.source for issuer in settings.identity.issuers},
         logger=logger,
     )

@@ -322,6 +322,7 @@ class InferenceEndpoint:
                 receive,
                 exchange.send,
                 _grant_headers(decision),
+                gateway.model_rewrites.get(model),
             )
         finally:
             # Written even when the exchange was cancelled (shutdown), and not cancelled itself.

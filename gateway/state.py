@@ -15,6 +15,7 @@ from gateway.proxy import (
     AssertionSigner,
     Forwarder,
     InboundHeaders,
+    ModelRewrite,
     Route,
     UpstreamPool,
     UpstreamSettings,
@@ -43,6 +44,8 @@ class Gateway:
     inbound_headers: InboundHeaders = field(default_factory=InboundHeaders)
     # Signs identity assertions for upstreams that ask for them (None: not configured).
     assertions: AssertionSigner | None = None
+    # Per public model id whose answers get the public id in `"model"`.
+    model_rewrites: dict[str, ModelRewrite] = field(default_factory=dict)
     # Each configured token issuer (`iss`) and its source name (`oidc:<id>`).
     issuer_sources: dict[str, str] = field(default_factory=dict)
     principals: PrincipalRecords = field(default_factory=PrincipalRecords)

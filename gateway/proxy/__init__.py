@@ -15,6 +15,7 @@ from gateway.proxy._headers import (
     request_id_from,
     upstream_headers,
 )
+from gateway.proxy._rewrite import ModelRewrite
 from gateway.proxy._upstream import Route, UpstreamPool, UpstreamSettings
 from gateway.proxy._usage import StreamUsage, Usage, usage_from_json
 
@@ -28,6 +29,7 @@ __all__ = [
     "Forwarder",
     "InboundHeaders",
     "IncrementalDigest",
+    "ModelRewrite",
     "Route",
     "StreamUsage",
     "UpstreamPool",

@@ -157,7 +157,7 @@ def check_names(members: dict[str, Any]) -> None:
     if len(members) < 2:
         return
     joined = "\n".join(members)
-    if joined.isascii() and "\0" not in joined and joined == joined.lower():
+    if joined.isascii() and joined.islower() and "\0" not in joined:
         return  # ASCII names without capitals or NUL fold to themselves: all distinct
     folded: dict[str, str] = {}
     for name in members:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from gateway.proxy._headers import client_headers
+from gateway.proxy._rewrite import ModelRewrite, ModelRewriteStream
 from gateway.proxy._upstream import UpstreamPool, UpstreamSettings
 from gateway.proxy._usage import JsonUsage, StreamUsage, Usage, usage_from_json
 from gateway.responses import Receive, Send, send_error
@@ -73,8 +74,10 @@ class Forwarder:
         receive: Receive,
         send: Send,
         response_headers: list[tuple[bytes, bytes]] | None = None,
+        model_rewrite: ModelRewrite | None = None,
     ) -> ForwardResult:
-        """Forward `body` to `upstream` at `path` (below /v1) and relay the response."""
+        """Forward `body` to `upstream` at `path` (below /v1) and relay the response,
+        with the upstream's model name replaced by the public id if `model_rewrite`."""
         url = upstream.base_url + path[3:]
         if query:
             url += "?" + query.decode("latin-1")
@@ -89,7 +92,16 @@ class Forwarder:
         started = time.perf_counter_ns()
         try:
             await self._exchange(
-                upstream, url, headers, body, request_id, send, response_headers, result, state
+                upstream,
+                url,
+                headers,
+                body,
+                request_id,
+                send,
+                response_headers,
+                result,
+                state,
+                model_rewrite,
             )
         except asyncio.CancelledError:
             if not state.disconnected or task.uncancel() > 0:
@@ -132,6 +144,7 @@ class Forwarder:
         extra: list[tuple[bytes, bytes]] | None,
         result: ForwardResult,
         state: _Watch,
+        model_rewrite: ModelRewrite | None,
     ) -> None:
         session = self.pool.session(upstream.name)
         hidden = _secrets(upstream)
@@ -175,6 +188,14 @@ class Forwarder:
                     state.finished = True
                     await self._fail_before_start(send, request_id, result)
                     return
+                if "json" in content_type:
+                    result.usage = usage_from_json(data)
+                if model_rewrite is not None:
+                    data = (
+                        model_rewrite.rewrite(data)
+                        if response.status < 400
+                        else model_rewrite.rewrite_error(data)
+                    )
                 out_headers.append((b"content-length", str(len(data)).encode()))
                 result.status = response.status
                 await send(
@@ -190,11 +211,10 @@ class Forwarder:
                 if digest is not None:
                     digest.update(data)
                     result.response_digest = digest.hexdigest()
-                if "json" in content_type:
-                    result.usage = usage_from_json(data)
                 return
+            rewriting = model_rewrite.stream() if model_rewrite is not None else None
             await self._relay_stream(
-                response, out_headers, content_type, send, result, digest, state
+                response, out_headers, content_type, send, result, digest, state, rewriting
             )
 
     async def _relay_stream(
@@ -206,6 +226,7 @@ class Forwarder:
         result: ForwardResult,
         digest: IncrementalDigest | None,
         state: _Watch,
+        rewriting: ModelRewriteStream | None,
     ) -> None:
         is_events = "text/event-stream" in content_type
         usage: StreamUsage | JsonUsage | None = None
@@ -220,12 +241,15 @@ class Forwarder:
         )
         sent = 0
         try:
-            async for chunk in response.content.iter_any():
+            async for received in response.content.iter_any():
+                if usage is not None:
+                    usage.feed(received)
+                chunk = rewriting.feed(received) if rewriting is not None else received
+                if not chunk:
+                    continue  # all held back: a model member cut in two
                 sent += len(chunk)
                 if digest is not None:
                     digest.update(chunk)
-                if usage is not None:
-                    usage.feed(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except (TimeoutError, aiohttp.ClientError):
             # The upstream broke off: end our response so the caller sees a short stream.
@@ -233,6 +257,11 @@ class Forwarder:
             if is_events:
                 result.stream = "aborted"
         finally:
+            tail = rewriting.flush() if rewriting is not None else b""
+            if tail:
+                sent += len(tail)
+                if digest is not None:
+                    digest.update(tail)
             result.response_bytes = sent
             if digest is not None:
                 result.response_digest = digest.hexdigest()
@@ -240,7 +269,7 @@ class Forwarder:
             if usage is not None and (is_events or result.error is None):
                 result.usage = usage.usage
         state.finished = True
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
 
     @staticmethod
     async def _fail_before_start(send: Send, request_id: str, result: ForwardResult) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.config import Section
 
@@ -122,6 +122,9 @@ _NOT_RETURNED = HOP_BY_HOP | {
     b"content-length",
 }
 
+_UNKNOWN = object()
+_MAX_KNOWN = 1024
+
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 
@@ -152,6 +155,28 @@ class InboundHeaders:
 
     names: frozenset[bytes] = IDENTITY_HEADERS
     prefixes: tuple[bytes, ...] = IDENTITY_PREFIXES
+    # Each name seen: its decoded form if it may go upstream, else None. Callers send the
+    # same few names on every request, so most headers cost one dict lookup; bounded.
+    _known: dict[bytes, str | None] = field(default_factory=dict, compare=False, repr=False)
+
+    def forwarded_name(self, name: bytes) -> str | None:
+        """`name` decoded when a request header so named may reach an upstream, else None
+        (ignoring the names a request's own `Connection` header declares)."""
+        known = self._known.get(name, _UNKNOWN)
+        if known is not _UNKNOWN:
+            return known  # type: ignore[return-value]
+        dropped = (
+            name in _NOT_FORWARDED
+            or name in self.names
+            # Underscores: servers behind us may read x_api_key as x-api-key (CGI folds
+            # both to one name), so drop what the lists cannot recognise, as nginx does.
+            or b"_" in name
+            or name.startswith(self.prefixes)
+        )
+        decided = None if dropped else name.decode("latin-1")
+        if len(self._known) < _MAX_KNOWN:
+            self._known[name] = decided
+        return decided
 
     def extended(self, patterns: Iterable[str]) -> InboundHeaders:
         """These plus `patterns`: header names, or prefixes written with a final `*`."""
@@ -175,10 +200,9 @@ class InboundHeaders:
                     "drop_request_headers",
                     f"{pattern!r} is not a header name (or a prefix ending in '*')",
                 )
-        return DEFAULT_INBOUND.extended(patterns)
+        return cls().extended(patterns)
 
 
-DEFAULT_INBOUND = InboundHeaders()
 _PATTERN = re.compile(r"[!#$%&'+.^_`|~0-9A-Za-z-]+\*?")
 # A Host worth repeating upstream: a name or an IP literal, and a port.
 _HOST = re.compile(rb"(?:[A-Za-z0-9][A-Za-z0-9.-]{0,252}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
@@ -187,7 +211,7 @@ _HOST = re.compile(rb"(?:[A-Za-z0-9][A-Za-z0-9.-]{0,252}|\[[0-9A-Fa-f:.]{2,45}\]
 def upstream_headers(
     headers: list[tuple[bytes, bytes]],
     request_id: str,
-    dropped: InboundHeaders = DEFAULT_INBOUND,
+    dropped: InboundHeaders | None = None,
     *,
     client_address: str | None = None,
     scheme: str = "https",
@@ -196,21 +220,22 @@ def upstream_headers(
     with the gateway's own `x-forwarded-for` (`client_address`, the peer the gateway
     saw), `x-forwarded-proto` (`scheme`) and `x-forwarded-host` (the caller's `Host`).
     """
-    declared = _connection_tokens(headers)
-    names, prefixes = dropped.names, dropped.prefixes
     out: dict[str, str] = {}
     host = None
+    connection: list[bytes] = []
+    forwarded_name = (dropped or InboundHeaders()).forwarded_name
     for name, value in headers:
-        if name in _NOT_FORWARDED or name in names or name in declared:
-            if name == b"host":
-                host = value
-            continue
-        if b"_" in name or name.startswith(prefixes):
-            # Underscores: servers behind us may read x_api_key as x-api-key (CGI folds
-            # both to one name), so drop what the deny-list could not recognise, as
-            # nginx does.
-            continue
-        out[name.decode("latin-1")] = value.decode("latin-1")
+        decoded = forwarded_name(name)
+        if decoded is not None:
+            out[decoded] = value.decode("latin-1")
+        elif name == b"host":
+            host = value
+        elif name == b"connection":
+            connection.append(value)
+    for value in connection:
+        # Names the caller declared hop-by-hop (RFC 9110 section 7.6.1) stay here too.
+        for token in value.split(b","):
+            out.pop(token.strip().lower().decode("latin-1"), None)
     out["x-request-id"] = request_id
     out["accept-encoding"] = "identity"
     if client_address is not None:

@@ -100,15 +100,20 @@ class Route:
     model: str
     upstream: str
     upstream_model: str
+    # Answers carry the public id in `"model"`; on by default when the names differ.
+    rewrite_response_model: bool = False
 
     @classmethod
     def from_section(cls, section: Section) -> Route:
-        section.reject_unknown("id", "upstream", "upstream_model")
+        section.reject_unknown("id", "upstream", "upstream_model", "rewrite_response_model")
         model = section.string("id")
+        upstream_model = section.string("upstream_model", model)
+        rewrite = section.boolean("rewrite_response_model", upstream_model != model)
         return cls(
             model=model,
             upstream=section.string("upstream"),
-            upstream_model=section.string("upstream_model", model),
+            upstream_model=upstream_model,
+            rewrite_response_model=rewrite and upstream_model != model,
         )
 
 

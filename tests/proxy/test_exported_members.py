@@ -12,6 +12,7 @@ def test_the_public_surface_of_gateway_proxy() -> None:
         "Forwarder",
         "InboundHeaders",
         "IncrementalDigest",
+        "ModelRewrite",
         "Route",
         "StreamUsage",
         "UpstreamPool",
