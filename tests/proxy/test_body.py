@@ -63,6 +63,7 @@ def test_a_member_named_twice_at_any_depth_is_refused(body: bytes) -> None:
         '{"model":"muse-1","\uff4d\uff4f\uff44\uff45\uff4c":"muse-spark-2"}'.encode(),  # fullwidth
         '{"stream":false,"\u017ftream":true,"model":"m"}'.encode(),  # long s folds to s
         rb'{"model":"muse-1","model\u0000x":"muse-spark-2"}',  # a C string ends at the NUL
+        '{"model":"m","caf\u00e9":1,"cafe\u0301":2}'.encode(),  # NFC and NFD of one name
         b'{"model":"m","stream_options":{"include_usage":false,"Include_Usage":true}}',
     ],
 )
