@@ -98,7 +98,7 @@ async def behind(
 
 
 async def _record(gateway: RunningGateway, request_id: str) -> dict[str, Any]:
-    found = await gateway.gateway.audit.query(RecordFilter(request_id=request_id))
+    found = await gateway.gateway.audit.query(RecordFilter(request_id=request_id, kind="request"))
     (record,) = [json.loads(data) for _, data in found]
     return record
 
