@@ -239,7 +239,7 @@ def bodies(draw: st.DrawFn) -> tuple[bytes, bool]:
     return draw(texts(value)).encode(), has_duplicate(value)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(bodies())
 def test_a_body_is_refused_exactly_when_a_name_repeats(case: tuple[bytes, bool]) -> None:
     body, duplicate = case
@@ -249,7 +249,7 @@ def test_a_body_is_refused_exactly_when_a_name_repeats(case: tuple[bytes, bool])
         assert parse_body(body) == first_wins(body) == last_wins(body)
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(bodies())
 def test_the_fast_detector_never_misses_a_duplicate(case: tuple[bytes, bool]) -> None:
     body, duplicate = case

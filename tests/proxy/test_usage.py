@@ -222,8 +222,8 @@ def test_usage_in_an_event_larger_than_a_megabyte_is_found() -> None:
     stream = StreamUsage()
     tracemalloc.start()
     try:
-        for start in range(0, len(event), 16384):
-            stream.feed(event[start : start + 16384])
+        for start in range(0, len(event), 65536):
+            stream.feed(event[start : start + 65536])
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
