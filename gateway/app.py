@@ -27,7 +27,7 @@ from gateway.identity import Authenticator, HandshakeFailureLimiter
 from gateway.inference import INFERENCE_PATHS, InferenceEndpoint
 from gateway.logs import get_logger
 from gateway.policy import PolicyHolder, PolicyWatcher, ReloadOutcome, load_policy
-from gateway.proxy import Forwarder, UpstreamPool
+from gateway.proxy import AssertionSigner, Forwarder, ModelRewrite, UpstreamPool
 from gateway.quotas import QuotaLimiter
 from gateway.readiness import UpstreamProbe
 from gateway.records import event_record
@@ -86,11 +86,21 @@ def build_app(
         max_body_bytes=settings.max_body_bytes,
         clock=clock,
         probe=UpstreamProbe(settings.upstreams, settings.readiness, logger),
-        private_headers=frozenset(
-            {settings.identity.forwarded_certificate.header.lower()}
+        inbound_headers=settings.inbound_headers.extended(
+            [settings.identity.forwarded_certificate.header.decode("latin-1")]
             if settings.identity.forwarded_certificate is not None
-            else ()
+            else []
         ),
+        assertions=(
+            AssertionSigner.from_settings(settings.identity_assertion)
+            if settings.identity_assertion is not None
+            else None
+        ),
+        model_rewrites={
+            route.model: ModelRewrite(route.upstream_model, route.model)
+            for route in settings.routes.values()
+            if route.rewrite_response_model
+        },
         issuer_sources={issuer.issuer: issuer.source for issuer in settings.identity.issuers},
         logger=logger,
         quotas=QuotaLimiter(settings.quotas, settings.quotas.counters(), logger),

@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from gateway.arguments import join_negative_offsets, port, positive_integer
 from gateway.config import ConfigError
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.audit.cli import register as register_audit
     from gateway.candidate.cli import register_replay
     from gateway.config_check import register as register_config
+    from gateway.demo._options import add_assertion_arguments
     from gateway.identity.cli import register as register_certs
     from gateway.policy.cli import register as register_policy
     from gateway.policy.grant_cli import register as register_grant
@@ -93,19 +95,68 @@ def build_parser() -> argparse.ArgumentParser:
     register_certs(commands)
     register_admin(commands)
     register_witness(commands)
+    _register_keys(commands)
     demo = commands.add_parser("demo-upstream", help="run the demo upstream (a stand-in model)")
     demo.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
     )
     demo.add_argument("--port", type=port, default=9000, help="port to listen on (default: 9000)")
+    add_assertion_arguments(demo)
     demo.set_defaults(func=_demo_upstream)
     return parser
+
+
+def _register_keys(subparsers: Any) -> None:
+    """Add `keys assertion` to an argparse sub-parsers object, next to the audit's
+    `keys generate` when that group is already there."""
+    keys = subparsers.choices.get("keys")
+    if keys is None:
+        keys = subparsers.add_parser("keys", help="generate keys")
+    # argparse has no public way to reach a parser's sub-commands once added.
+    commands = next(
+        (a for a in keys._actions if isinstance(a, argparse._SubParsersAction)),
+        None,
+    ) or keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
+    assertion = commands.add_parser(
+        "assertion",
+        help="write a new ES256 key for the identity assertions sent to upstreams",
+        description=(
+            "Writes DIR/assertion-signing.key (the private key, mode 0600: point "
+            "identity_assertion.signing_key at it) and DIR/assertion-jwks.json (its public "
+            "JWKS, for upstreams that read keys from a file rather than from the gateway's "
+            "/.well-known/jwks.json). Existing files are never overwritten."
+        ),
+    )
+    assertion.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="folder to write the key files to"
+    )
+    assertion.set_defaults(func=_keys_assertion)
+
+
+def _keys_assertion(args: argparse.Namespace) -> int:
+    from gateway.proxy import generate_signing_key
+
+    try:
+        key, public = generate_signing_key(args.out)
+    except FileExistsError as exc:
+        print(f"error: {exc} (in {args.out}); move it aside to make a new key", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot write to {args.out}: {exc.strerror}", file=sys.stderr)
+        return 2
+    print(f"wrote {key} (private, keep it secret) and {public} (public JWKS)")
+    return 0
 
 
 def _demo_upstream(args: argparse.Namespace) -> int:
     from gateway.demo.upstream import main
 
-    return main(["--host", args.host, "--port", str(args.port)])
+    options = ["--host", args.host, "--port", str(args.port)]
+    for option in ("assertion_audience", "assertion_jwks", "assertion_ca"):
+        value = getattr(args, option)
+        if value is not None:
+            options += ["--" + option.replace("_", "-"), value]
+    return main(options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -179,6 +179,18 @@ async def healthz(request: Request) -> Response:
     return response
 
 
+async def jwks(request: Request) -> Response:
+    """The public key of the identity assertions, for upstreams to verify them (an empty
+    set when none is configured). Unauthenticated and unrecorded: it is public."""
+    signer = _gateway(request).assertions
+    response = json_response(
+        signer.jwks() if signer is not None else {"keys": []},
+        request_id_from(request.scope["headers"]),
+    )
+    response.headers["cache-control"] = "public, max-age=300"
+    return response
+
+
 async def readyz(request: Request) -> Response:
     gateway = _gateway(request)
     audit_problem = gateway.audit.unavailable_reason
@@ -366,6 +378,7 @@ def routes() -> list[Route]:
     return [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/.well-known/jwks.json", jwks),
         Route("/v1/models", AnyMethod(list_models)),
         Route("/v1/models/{model:path}", AnyMethod(read_model)),
         Route("/v1/whoami", AnyMethod(whoami)),

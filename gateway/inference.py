@@ -8,7 +8,6 @@ request, refused or served, leaves a record.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -18,7 +17,15 @@ import orjson
 
 from gateway.identity import AuthenticationError, Principal
 from gateway.policy import Decision, Policy, decide
-from gateway.proxy import ForwardResult, request_id_from, upstream_headers
+from gateway.proxy import (
+    ASSERTION_HEADER,
+    BodyRefused,
+    ForwardResult,
+    assertion_claims,
+    parse_body,
+    request_id_from,
+    upstream_headers,
+)
 from gateway.quotas import Verdict
 from gateway.records import completion_record, request_record
 from gateway.responses import Receive, Scope, Send, model_not_found_message, send_error
@@ -324,32 +331,43 @@ class InferenceEndpoint:
             forwarded = orjson.dumps(document)
             upstream_digest = gateway.digests.digest(forwarded)
         exchange.reason = decision.reason
-        request_index = await gateway.record(
-            exchange.record(
-                decision.reason,
-                None,
-                decision,
-                request_digest=request_digest,
-                upstream_request_digest=upstream_digest,
-            )
+        record = exchange.record(
+            decision.reason,
+            None,
+            decision,
+            request_digest=request_digest,
+            upstream_request_digest=upstream_digest,
         )
+        request_index = await gateway.record(record)
         if request_index is None:
             await gateway.quotas.settle(verdict.ticket, None)
             await exchange.unavailable()
             return
+        upstream = gateway.upstreams[target.upstream]
+        headers = upstream_headers(
+            scope["headers"],
+            exchange.request_id,
+            gateway.inbound_headers,
+            client_address=exchange.client_address,
+            scheme=scope.get("scheme", "http"),
+        )
+        if upstream.identity_assertion and gateway.assertions is not None:
+            claims = assertion_claims(record, request_index)
+            headers[ASSERTION_HEADER] = gateway.assertions.sign(claims, upstream.name, exchange.now)
         exchange.status = -1  # from here on the forwarder answers the caller
         result = ForwardResult(status=499, error="gateway.cancelled")
         try:
             result = await gateway.forwarder.forward(
-                gateway.upstreams[target.upstream],
+                upstream,
                 exchange.route,
                 scope.get("query_string", b""),
-                upstream_headers(scope["headers"], exchange.request_id, gateway.private_headers),
+                headers,
                 forwarded,
                 exchange.request_id,
                 receive,
                 exchange.send,
                 _grant_headers(decision),
+                gateway.model_rewrites.get(model),
             )
         finally:
             # Written even when the exchange was cancelled (shutdown), and not cancelled itself.
@@ -377,32 +395,10 @@ class InferenceEndpoint:
 def _parse(body: bytes) -> tuple[dict[str, Any] | None, tuple[int, str, str, str] | None]:
     """The decoded body with its model id, or the problem that stops the request."""
     try:
-        # orjson also refuses what the upstream might read differently or not at all:
-        # invalid UTF-8, lone surrogates, integers beyond 64 bits, very deep nesting.
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None, (
-            400,
-            "invalid_json",
-            "request.invalid_json",
-            "The request body is not valid JSON.",
-        )
-    if not isinstance(document, dict):
-        return None, (
-            400,
-            "invalid_json",
-            "request.invalid_json",
-            "The request body must be a JSON object.",
-        )
+        document = parse_body(body)
+    except BodyRefused as exc:
+        return None, (400, "invalid_json", exc.reason, exc.message)
     model = document.get("model")
-    if body.count(b'"model"') > 1 and _names_model_twice(body):
-        # Upstreams differ on which of two "model" members wins: never guess.
-        return None, (
-            400,
-            "invalid_json",
-            "request.duplicate_model",
-            "The request body names the model more than once.",
-        )
     if isinstance(model, str) and len(model) > MAX_MODEL_ID:
         return None, (
             404,
@@ -418,11 +414,6 @@ def _parse(body: bytes) -> tuple[dict[str, Any] | None, tuple[int, str, str, str
             "The request names no model; set the 'model' field.",
         )
     return document, None
-
-
-def _names_model_twice(body: bytes) -> bool:
-    pairs = json.loads(body, object_pairs_hook=lambda items: items)
-    return sum(1 for name, _ in pairs if name == "model") > 1
 
 
 def _over_quota(decision: Decision, verdict: Verdict) -> Decision:

@@ -7,7 +7,7 @@ Every key is documented in docs/configuration.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.audit import AuditSettings
@@ -15,7 +15,7 @@ from gateway.config import ConfigError, Section, with_line
 from gateway.identity import IdentitySettings, TlsSettings
 from gateway.located_yaml import YamlError, parse_yaml
 from gateway.policy import PolicySettings
-from gateway.proxy import Route, UpstreamSettings
+from gateway.proxy import AssertionSettings, InboundHeaders, Route, UpstreamSettings
 from gateway.quotas import QuotaSettings
 from gateway.readiness import ReadinessSettings
 
@@ -35,6 +35,8 @@ class Settings:
     quotas: QuotaSettings
     source: str
     readiness: ReadinessSettings
+    inbound_headers: InboundHeaders = field(default_factory=InboundHeaders)
+    identity_assertion: AssertionSettings | None = None
 
     @classmethod
     def from_section(cls, top: Section) -> Settings:
@@ -50,6 +52,8 @@ class Settings:
             "log",
             "readiness",
             "quotas",
+            "forwarding",
+            "identity_assertion",
         )
         listen = top.section("listen")
         listen.reject_unknown("host", "port")
@@ -68,6 +72,14 @@ class Settings:
             if route.model in routes:
                 section.fail("id", f"duplicate model id {route.model!r}")
             routes[route.model] = route
+        audit = AuditSettings.from_section(top.section("audit", required=True))
+        assertion = AssertionSettings.from_section(top.section("identity_assertion"), audit.origin)
+        for index, upstream in enumerate(upstreams):
+            if upstream.identity_assertion and assertion is None:
+                top.fail(
+                    f"upstreams[{index}].identity_assertion",
+                    "needs the top-level identity_assertion section (its signing_key)",
+                )
         limits = top.section("limits")
         limits.reject_unknown("max_body_bytes")
         log = top.section("log")
@@ -81,11 +93,13 @@ class Settings:
             routes=routes,
             max_body_bytes=limits.integer("max_body_bytes", 4 << 20, minimum=1),
             policy=PolicySettings.from_section(top.section("policy", required=True)),
-            audit=AuditSettings.from_section(top.section("audit", required=True)),
+            audit=audit,
             quotas=QuotaSettings.from_section(top.section("quotas")),
             log_level=log.choice("level", ("debug", "info", "warning", "error"), "info"),
             source=top.file,
             readiness=ReadinessSettings.from_section(top.section("readiness")),
+            inbound_headers=InboundHeaders.from_section(top.section("forwarding")),
+            identity_assertion=assertion,
         )
 
 

@@ -13,7 +13,15 @@ from gateway.dynamic import LiveControl
 from gateway.identity import Authenticator
 from gateway.logs import get_logger
 from gateway.policy import PolicyHolder
-from gateway.proxy import Forwarder, Route, UpstreamPool, UpstreamSettings
+from gateway.proxy import (
+    AssertionSigner,
+    Forwarder,
+    InboundHeaders,
+    ModelRewrite,
+    Route,
+    UpstreamPool,
+    UpstreamSettings,
+)
 from gateway.quotas import MemoryCounters, QuotaLimiter, QuotaSettings
 from gateway.readiness import UpstreamProbe
 from gateway.records import PrincipalRecords
@@ -35,8 +43,13 @@ class Gateway:
     max_body_bytes: int
     clock: Callable[[], float]
     probe: UpstreamProbe
-    # Request headers never forwarded beyond the standard set (a configured certificate header).
-    private_headers: frozenset[bytes] = frozenset()
+    # Request headers never forwarded: the identity family, the settings' additions and a
+    # configured certificate header.
+    inbound_headers: InboundHeaders = field(default_factory=InboundHeaders)
+    # Signs identity assertions for upstreams that ask for them (None: not configured).
+    assertions: AssertionSigner | None = None
+    # Per public model id whose answers get the public id in `"model"`.
+    model_rewrites: dict[str, ModelRewrite] = field(default_factory=dict)
     # Each configured token issuer (`iss`) and its source name (`oidc:<id>`).
     issuer_sources: dict[str, str] = field(default_factory=dict)
     principals: PrincipalRecords = field(default_factory=PrincipalRecords)

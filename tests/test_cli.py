@@ -77,6 +77,7 @@ def test_the_walk_sees_every_command() -> None:
         "gateway audit check-consistency",
         "gateway certs issue",
         "gateway keys generate",
+        "gateway keys assertion",
         "python -m gateway.demo",
         "python -m gateway.demo.upstream",
     } <= names

@@ -161,7 +161,7 @@ def register(subparsers: Any) -> None:
     )
     export.set_defaults(func=_guarded(_export))
 
-    keys = subparsers.add_parser("keys", help="generate audit keys")
+    keys = subparsers.add_parser("keys", help="generate audit and identity assertion keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
     generate = key_commands.add_parser("generate", help="write new audit signing and HMAC keys")
     generate.add_argument(

@@ -32,8 +32,9 @@ from gateway.demo.material import ensure_material
 from gateway.demo.walkthrough import walkthrough
 from gateway.logs import configure_logging
 from gateway.policy import PolicyError
+from gateway.proxy._assertion import PUBLIC_KEY_FILE
 from gateway.server import uvicorn_config
-from gateway.settings import load_settings
+from gateway.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,6 +89,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _assertion_arguments(settings: Settings, certs: Path, offset: float) -> list[str]:
+    """Make the demo upstream verify the gateway's identity assertion when it sends one."""
+    upstream = next((u for u in settings.upstreams if u.name == "demo"), None)
+    if upstream is None or not upstream.identity_assertion:
+        return []
+    return [
+        "--assertion-audience",
+        upstream.name,
+        "--assertion-jwks",
+        str(certs / PUBLIC_KEY_FILE),
+        "--clock-offset",
+        f"{offset:.6f}",
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -118,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     env = dict(os.environ)
     env["DEMO_UPSTREAM_KEY"] = (certs / "upstream.key").read_text(encoding="utf-8").strip()
-    upstream = subprocess.Popen(
+    upstream = subprocess.Popen(  # noqa: S603 - our interpreter and module, our arguments
         [
             sys.executable,
             "-m",
@@ -129,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             "9000",
             "--api-key-env",
             "DEMO_UPSTREAM_KEY",
+            *_assertion_arguments(settings, certs, clock.read() - time.time()),
         ],
         env=env,
     )

@@ -1,5 +1,6 @@
 """Development trust material for the demo: two CAs, a server certificate, one
-certificate per demo caller, the audit keys and the upstream credential.
+certificate per demo caller, the audit keys, the identity assertion key and the
+upstream credential.
 
 Everything goes under `certs/dev/` (git-ignored) and is made only when missing, so
 `make run` is quick the second time and the identities stay stable.
@@ -20,6 +21,7 @@ from cryptography import x509
 
 from gateway.audit import generate_keys
 from gateway.identity.pki import CA_CERTIFICATE, init_ca, issue_client, issue_server
+from gateway.proxy._assertion import PUBLIC_KEY_FILE, SIGNING_KEY_FILE, generate_signing_key
 
 VALID_FROM = datetime(2025, 1, 1, tzinfo=UTC)
 _LIFETIME = timedelta(days=3650)
@@ -114,6 +116,9 @@ def ensure_material(root: Path, not_before: datetime | None = None) -> Path:
             )
     if not (root / "audit-signing.key").exists():
         generate_keys(root, ORIGIN)
+    if not (root / SIGNING_KEY_FILE).exists():
+        (root / PUBLIC_KEY_FILE).unlink(missing_ok=True)  # a public half without its key
+        generate_signing_key(root)
     key = root / "upstream.key"
     if not key.exists():
         key.write_text(secrets.token_urlsafe(32) + "\n", encoding="utf-8")

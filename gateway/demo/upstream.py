@@ -26,6 +26,11 @@ answering; `chunks` is the number of words (stream chunks); `chunk_delay` sleeps
 between chunks; `abort_after` drops the connection after that many stream chunks,
 as a crashing server would.
 
+With an `AssertionCheck` (command line: `--assertion-audience` and `--assertion-jwks`),
+every inference request must carry a valid `x-gateway-assertion` for this upstream:
+a missing, forged, expired, replayed or other upstream's assertion gets 401, and the
+claims of a valid one are kept with the request (`SeenRequest.assertion`).
+
 Errors:
 
     DemoRequestError    a request the demo cannot answer; it becomes a 4xx reply
@@ -47,9 +52,18 @@ from typing import Any
 
 from gateway.arguments import port
 from gateway.demo import _upstream_replies as replies
+from gateway.demo._assertions import AssertionCheck, assertion_check
+from gateway.demo._options import add_assertion_arguments
 from gateway.demo._upstream_replies import FINGERPRINT, Controls, DemoRequestError, Reply
 
-__all__ = ["DemoRequestError", "DemoUpstream", "SeenRequest", "create_app", "main"]
+__all__ = [
+    "AssertionCheck",
+    "DemoRequestError",
+    "DemoUpstream",
+    "SeenRequest",
+    "create_app",
+    "main",
+]
 
 DEFAULT_MODELS = ("demo-model",)
 
@@ -72,6 +86,7 @@ class SeenRequest:
     body: bytes
     completed: bool = False
     cancelled: bool = False
+    assertion: dict[str, Any] | None = None
 
     def header(self, name: str) -> str | None:
         """The first value of header `name` (case-insensitive), or None."""
@@ -90,8 +105,10 @@ class DemoUpstream:
         record: bool = True,
         log_limit: int = 10_000,
         clock: Callable[[], float] = time.time,
+        assertion: AssertionCheck | None = None,
     ) -> None:
         self.models = tuple(models)
+        self.assertion = assertion
         self.record = record
         self.log_limit = log_limit
         self.log: list[SeenRequest] = []
@@ -140,6 +157,8 @@ class DemoUpstream:
             if path in self._posts:
                 if method != "POST":
                     raise DemoRequestError(405, f"Method {method} is not allowed on {path}.")
+                if self.assertion is not None:
+                    seen.assertion = await self.assertion.verify(scope["headers"])
                 request = replies.parse_json(body)
                 controls = replies.parse_controls(request.get("demo"))
                 reply = self._posts[path](request, controls, self._clock())
@@ -199,10 +218,17 @@ def create_app(
     record: bool = True,
     log_limit: int = 10_000,
     clock: Callable[[], float] = time.time,
+    assertion: AssertionCheck | None = None,
 ) -> DemoUpstream:
-    """Build the demo upstream; with `api_key`, only ``Bearer <api_key>`` is accepted."""
+    """Build the demo upstream; with `api_key`, only ``Bearer <api_key>`` is accepted, with
+    `assertion`, only requests carrying a valid identity assertion."""
     return DemoUpstream(
-        models=models, api_key=api_key, record=record, log_limit=log_limit, clock=clock
+        models=models,
+        api_key=api_key,
+        record=record,
+        log_limit=log_limit,
+        clock=clock,
+        assertion=assertion,
     )
 
 
@@ -228,6 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="accept only 'Authorization: Bearer <key>', key read from env var NAME",
     )
+    add_assertion_arguments(parser)
+    parser.add_argument(
+        "--clock-offset",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="run the clock this far from real time (the demo's AT= clock; default 0)",
+    )
     return parser
 
 
@@ -241,10 +275,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not api_key:
             print(f"environment variable {args.api_key_env} is not set or empty", file=sys.stderr)
             return 2
+    offset: float = args.clock_offset
+
+    def clock() -> float:
+        return time.time() + offset
+
+    try:
+        check = assertion_check(args, clock)
+    except (ValueError, OSError) as exc:
+        print(f"demo upstream: {exc}", file=sys.stderr)
+        return 2
     import uvicorn  # only the command line needs the server
 
     # The command line has no reader for the request log, so it does not record.
-    app = create_app(models=args.models or DEFAULT_MODELS, api_key=api_key, record=False)
+    app = create_app(
+        models=args.models or DEFAULT_MODELS,
+        api_key=api_key,
+        record=False,
+        clock=clock,
+        assertion=check,
+    )
     uvicorn.run(
         app,
         host=args.host,

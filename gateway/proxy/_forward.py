@@ -15,11 +15,13 @@ from typing import Any, Protocol
 import aiohttp
 
 from gateway.proxy._headers import client_headers
+from gateway.proxy._rewrite import ModelRewrite, ModelRewriteStream
 from gateway.proxy._upstream import UpstreamPool, UpstreamSettings
-from gateway.proxy._usage import StreamUsage, Usage, usage_from_json
+from gateway.proxy._usage import JsonUsage, StreamUsage, Usage, usage_from_json
 from gateway.responses import Receive, Send, send_error
 
-# A JSON response larger than this is streamed through instead of read whole (no usage then).
+# A JSON response larger than this (or of unknown length) is relayed as it comes, and its
+# usage read as it passes; a smaller one is read whole and sent with its length.
 _READ_WHOLE_LIMIT = 8 << 20
 # How long an exchange runs before a task starts watching for the caller's disconnect.
 WATCH_AFTER = 0.05
@@ -72,8 +74,10 @@ class Forwarder:
         receive: Receive,
         send: Send,
         response_headers: list[tuple[bytes, bytes]] | None = None,
+        model_rewrite: ModelRewrite | None = None,
     ) -> ForwardResult:
-        """Forward `body` to `upstream` at `path` (below /v1) and relay the response."""
+        """Forward `body` to `upstream` at `path` (below /v1) and relay the response,
+        with the upstream's model name replaced by the public id if `model_rewrite`."""
         url = upstream.base_url + path[3:]
         if query:
             url += "?" + query.decode("latin-1")
@@ -88,7 +92,16 @@ class Forwarder:
         started = time.perf_counter_ns()
         try:
             await self._exchange(
-                upstream, url, headers, body, request_id, send, response_headers, result, state
+                upstream,
+                url,
+                headers,
+                body,
+                request_id,
+                send,
+                response_headers,
+                result,
+                state,
+                model_rewrite,
             )
         except asyncio.CancelledError:
             if not state.disconnected or task.uncancel() > 0:
@@ -131,6 +144,7 @@ class Forwarder:
         extra: list[tuple[bytes, bytes]] | None,
         result: ForwardResult,
         state: _Watch,
+        model_rewrite: ModelRewrite | None,
     ) -> None:
         session = self.pool.session(upstream.name)
         hidden = _secrets(upstream)
@@ -174,6 +188,14 @@ class Forwarder:
                     state.finished = True
                     await self._fail_before_start(send, request_id, result)
                     return
+                if "json" in content_type:
+                    result.usage = usage_from_json(data)
+                if model_rewrite is not None:
+                    data = (
+                        model_rewrite.rewrite(data)
+                        if response.status < 400
+                        else model_rewrite.rewrite_error(data)
+                    )
                 out_headers.append((b"content-length", str(len(data)).encode()))
                 result.status = response.status
                 await send(
@@ -189,11 +211,10 @@ class Forwarder:
                 if digest is not None:
                     digest.update(data)
                     result.response_digest = digest.hexdigest()
-                if "json" in content_type:
-                    result.usage = usage_from_json(data)
                 return
+            rewriting = model_rewrite.stream() if model_rewrite is not None else None
             await self._relay_stream(
-                response, out_headers, content_type, send, result, digest, state
+                response, out_headers, content_type, send, result, digest, state, rewriting
             )
 
     async def _relay_stream(
@@ -205,12 +226,14 @@ class Forwarder:
         result: ForwardResult,
         digest: IncrementalDigest | None,
         state: _Watch,
+        rewriting: ModelRewriteStream | None,
     ) -> None:
         is_events = "text/event-stream" in content_type
-        usage = StreamUsage() if is_events else None
-        # A JSON body of unknown length is relayed as it comes, and kept (up to a bound)
-        # to read its usage at the end.
-        kept: list[bytes] | None = [] if not is_events and "json" in content_type else None
+        usage: StreamUsage | JsonUsage | None = None
+        if is_events:
+            usage = StreamUsage()
+        elif "json" in content_type:
+            usage = JsonUsage()
         result.status = response.status
         result.stream = "completed" if is_events else None
         await send(
@@ -218,17 +241,15 @@ class Forwarder:
         )
         sent = 0
         try:
-            async for chunk in response.content.iter_any():
+            async for received in response.content.iter_any():
+                if usage is not None:
+                    usage.feed(received)
+                chunk = rewriting.feed(received) if rewriting is not None else received
+                if not chunk:
+                    continue  # all held back: a model member cut in two
                 sent += len(chunk)
                 if digest is not None:
                     digest.update(chunk)
-                if usage is not None:
-                    usage.feed(chunk)
-                elif kept is not None:
-                    if sent <= _READ_WHOLE_LIMIT:
-                        kept.append(chunk)
-                    else:
-                        kept = None
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except (TimeoutError, aiohttp.ClientError):
             # The upstream broke off: end our response so the caller sees a short stream.
@@ -236,15 +257,19 @@ class Forwarder:
             if is_events:
                 result.stream = "aborted"
         finally:
+            tail = rewriting.flush() if rewriting is not None else b""
+            if tail:
+                sent += len(tail)
+                if digest is not None:
+                    digest.update(tail)
             result.response_bytes = sent
             if digest is not None:
                 result.response_digest = digest.hexdigest()
-            if usage is not None:
+            # A JSON answer cut short is not the upstream's account of the request.
+            if usage is not None and (is_events or result.error is None):
                 result.usage = usage.usage
-            elif kept is not None and result.error is None:
-                result.usage = usage_from_json(b"".join(kept))
         state.finished = True
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
 
     @staticmethod
     async def _fail_before_start(send: Send, request_id: str, result: ForwardResult) -> None:

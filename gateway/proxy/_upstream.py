@@ -27,11 +27,18 @@ class UpstreamSettings:
     connect_timeout: float = 5.0
     read_timeout: float = 300.0
     pool_size: int = 100
+    identity_assertion: bool = False
 
     @classmethod
     def from_section(cls, section: Section) -> UpstreamSettings:
         section.reject_unknown(
-            "name", "base_url", "credential", "connect_timeout", "read_timeout", "pool_size"
+            "name",
+            "base_url",
+            "credential",
+            "connect_timeout",
+            "read_timeout",
+            "pool_size",
+            "identity_assertion",
         )
         base_url = section.string("base_url").rstrip("/")
         parts = urlsplit(base_url)
@@ -47,6 +54,7 @@ class UpstreamSettings:
             connect_timeout=section.number("connect_timeout", 5.0, minimum=0.001),
             read_timeout=section.number("read_timeout", 300.0, minimum=0.001),
             pool_size=section.integer("pool_size", 100, minimum=1),
+            identity_assertion=section.boolean("identity_assertion", False),
         )
 
     def credential_headers(self) -> dict[str, str]:
@@ -92,15 +100,20 @@ class Route:
     model: str
     upstream: str
     upstream_model: str
+    # Answers carry the public id in `"model"`; on by default when the names differ.
+    rewrite_response_model: bool = False
 
     @classmethod
     def from_section(cls, section: Section) -> Route:
-        section.reject_unknown("id", "upstream", "upstream_model")
+        section.reject_unknown("id", "upstream", "upstream_model", "rewrite_response_model")
         model = section.string("id")
+        upstream_model = section.string("upstream_model", model)
+        rewrite = section.boolean("rewrite_response_model", upstream_model != model)
         return cls(
             model=model,
             upstream=section.string("upstream"),
-            upstream_model=section.string("upstream_model", model),
+            upstream_model=upstream_model,
+            rewrite_response_model=rewrite and upstream_model != model,
         )
 
 

@@ -85,7 +85,7 @@ async def test_a_body_naming_the_model_twice_is_refused(gateway: RunningGateway)
     )
     assert response.status_code == 400
     record = await only_record(gateway, response.headers["x-request-id"])
-    assert record["reason"] == "request.duplicate_model"
+    assert record["reason"] == "request.duplicate_member"
     assert gateway.upstream.log == []
 
 
@@ -93,17 +93,17 @@ async def test_json_the_upstream_might_read_differently_is_refused(
     gateway: RunningGateway,
 ) -> None:
     client = gateway.client("alice")
-    for body in (
-        b'{"model": "muse-1", "deep": ' + b"[" * 5000 + b"]" * 5000 + b"}",
-        b'{"model": "muse-1\\ud800"}',
-        "\ufeff".encode() + b'{"model": "muse-1"}',
+    for body, reason in (
+        (b'{"model": "muse-1", "deep": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nesting_too_deep"),
+        (b'{"model": "muse-1\\ud800"}', "invalid_json"),
+        ("\ufeff".encode() + b'{"model": "muse-1"}', "invalid_json"),
     ):
         response = await client.post(
             "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
         )
         assert response.status_code == 400, body[:40]
         record = await only_record(gateway, response.headers["x-request-id"])
-        assert record["reason"] == "request.invalid_json"
+        assert record["reason"] == f"request.{reason}"
     assert gateway.upstream.log == []
 
 
