@@ -26,6 +26,8 @@ __all__ = ["TOPIC", "ControlStore", "ControlStoreError", "ObjectKind", "StoredOb
 
 ObjectKind = Literal["suspension", "grant", "revocation"]
 TOPIC = "control_objects"
+# The audit store's schema lock (gateway/audit/stores/postgres.py): one schema change at a time.
+_SCHEMA_LOCK = 0x6761_7465_0001
 
 _TABLE = """
 CREATE TABLE IF NOT EXISTS control_objects (
@@ -100,7 +102,11 @@ class ControlStore:
                 self._connection = psycopg.connect(
                     location, autocommit=True, connect_timeout=max(2, int(timeout))
                 )
-                self._connection.execute(_TABLE.encode())
+                # Replicas starting together: concurrent CREATE TABLE IF NOT EXISTS can
+                # still collide in PostgreSQL's catalog, so one creates at a time.
+                with self._connection.transaction():
+                    self._connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                    self._connection.execute(_TABLE.encode())
         except (sqlite3.Error, psycopg.Error) as exc:
             raise ControlStoreError(f"the control store cannot be opened: {_what(exc)}") from exc
 
