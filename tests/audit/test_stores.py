@@ -123,6 +123,23 @@ async def test_a_log_continues_across_processes_and_restarts(
     await again.stop()
 
 
+async def test_checkpoint_history_pages_from_the_newest_checkpoint_down(
+    settings: AuditSettings, location: Path | str
+) -> None:
+    settings = _settings(settings, location)
+    log = AuditLog(settings)
+    await log.start()
+    for n in range(35):  # a checkpoint every 10 records (the settings), one batch at a time
+        await log.append(make_record(n))
+    size, newest = await log.checkpoint_history(limit=2)
+    assert size == 35
+    assert [c.tree_size for c in newest] == [30, 20]
+    _, older = await log.checkpoint_history(before=newest[-1].tree_size, limit=5)
+    assert [c.tree_size for c in older] == [10]
+    assert await log.checkpoint_history(before=10, limit=5) == (35, [])
+    await log.stop()
+
+
 def test_copy_moves_a_log_byte_for_byte_between_store_kinds(
     settings: AuditSettings, verifier_file: Path, tmp_path: Path
 ) -> None:
