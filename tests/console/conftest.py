@@ -12,6 +12,8 @@ certificate, and nothing in the test turns certificate checks off.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -19,7 +21,17 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Response,
+    async_playwright,
+    expect,
+)
+from playwright.async_api import Error as PlaywrightError
 
 from tests.console.traffic import populate
 from tests.harness import Clock, RunningGateway, instant, running_gateway
@@ -35,6 +47,18 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 START = "2026-12-01T12:00:00Z"
+
+
+def server_key_pin(pki: Path) -> str:
+    """Chromium's own connections (a context without client certificates goes straight to
+    the gateway) trust the test server by its key, pinned, rather than by turning
+    certificate checks off."""
+    certificate = x509.load_pem_x509_certificate((pki / "server.pem").read_bytes())
+    spki = certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    digest = base64.b64encode(hashlib.sha256(spki).digest()).decode()
+    return f"--ignore-certificate-errors-spki-list={digest}"
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -55,7 +79,7 @@ async def browser(pki: Path) -> AsyncIterator[Browser]:
             os.environ["NODE_EXTRA_CA_CERTS"] = previous
     try:
         launched = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+            executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, server_key_pin(pki)]
         )
         yield launched
         await launched.close()
@@ -93,12 +117,38 @@ class Tab:
     context: BrowserContext
     page: Page
     errors: list[str] = field(default_factory=list)
+    network_changes: int = 0
+
+    def observe(self, text: str) -> None:
+        # Chromium aborts loads in flight when the host's interfaces change, as the
+        # network-namespace tests beside these do; that is the host, not the console.
+        if "ERR_NETWORK_CHANGED" in text:
+            self.network_changes += 1
+        else:
+            self.errors.append(text)
+
+    async def goto(self, url: str) -> Response | None:
+        """Open `url`, again if a change of the host's network cut the load short."""
+        for _ in range(3):
+            seen = self.network_changes
+            try:
+                response = await self.page.goto(url)
+            except PlaywrightError as exc:
+                if "ERR_NETWORK_CHANGED" not in str(exc):
+                    raise
+                continue
+            if self.network_changes == seen:
+                return response
+        raise AssertionError(f"{url}: the host's network kept changing")
 
     async def pin(self, site: Site, key: str | None = None) -> None:
         """Pin the log's key through the overview page's form, as an auditor does."""
-        await self.page.goto(site.url + "/audit/")
+        await self.goto(site.url + "/audit/")
         await self.page.fill("#pin-input", key if key is not None else site.key())
         await self.page.click("#pin-button")
+        await expect(self.page.locator("#pin-status")).to_contain_text("inned")
+        if key is None:  # the log's own key must pin
+            await expect(self.page.locator("#pin-status")).to_contain_text("Pinned ")
 
 
 async def open_tab(browser: Browser, site: Site, who: str | None) -> Tab:
@@ -121,8 +171,13 @@ async def open_tab(browser: Browser, site: Site, who: str | None) -> Tab:
     )
     page = await context.new_page()
     tab = Tab(context, page)
-    page.on("console", lambda message: message.type == "error" and tab.errors.append(message.text))
-    page.on("pageerror", lambda error: tab.errors.append(str(error)))
+    page.on(
+        "console",
+        lambda message: (
+            message.type == "error" and tab.observe(f"{message.text} {message.location}")
+        ),
+    )
+    page.on("pageerror", lambda error: tab.observe(str(error)))
     return tab
 
 

@@ -29,7 +29,7 @@ PAGES = [
 
 
 async def take(out: Path) -> None:
-    from tests.console.conftest import CHROMIUM, CHROMIUM_ARGS
+    from tests.console.conftest import CHROMIUM, CHROMIUM_ARGS, server_key_pin
 
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
@@ -45,7 +45,7 @@ async def take(out: Path) -> None:
             site = Site(gateway, await populate(gateway))
             async with async_playwright() as playwright:
                 browser = await playwright.chromium.launch(
-                    executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+                    executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, server_key_pin(pki)]
                 )
                 tab = await open_tab(browser, site, "audra")
                 await tab.pin(site)

@@ -30,7 +30,9 @@ LAST = "2027-01-10T12:00:00Z"
 async def populate(gateway: RunningGateway, *, extra: list[dict[str, Any]] | None = None) -> int:
     """Play SCENE (and `extra` chat bodies as alice) and wait until a signed checkpoint
     covers it all; returns the tree size covered."""
-    for moment, who, model, status in SCENE:
+    for number, (moment, who, model, status) in enumerate(SCENE):
+        if number == len(SCENE) // 2:  # a checkpoint halfway, so the history has two or more
+            await wait_for_checkpoint(gateway, gateway.gateway.audit.tree_size)
         gateway.clock.now = max(gateway.clock.now, instant(moment))
         response = await gateway.client(who).post(CHAT, json=chat(model))
         assert response.status_code == status, (moment, who, model, response.text)

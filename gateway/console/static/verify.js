@@ -159,9 +159,14 @@
 
   // A verifier key `<name>+<8 hex key hash>+<base64(0x01 || 32-byte Ed25519 key)>`.
   async function parseVerifierKey(text) {
-    const parts = String(text).trim().split("+");
-    if (parts.length !== 3) fail("a verifier key has three parts: name+hash+key");
-    const [name, hashHex, encoded] = parts;
+    // The key's base64 may itself hold '+': only the first two separate the parts.
+    const whole = String(text).trim();
+    const first = whole.indexOf("+");
+    const second = first < 0 ? -1 : whole.indexOf("+", first + 1);
+    if (second < 0) fail("a verifier key has three parts: name+hash+key");
+    const name = whole.slice(0, first);
+    const hashHex = whole.slice(first + 1, second);
+    const encoded = whole.slice(second + 1);
     checkName(name);
     if (!/^[0-9a-f]{8}$/.test(hashHex)) fail("the key hash is not 8 lower-case hex digits");
     const key = decodeBase64(encoded, "the key");
