@@ -136,7 +136,8 @@ async def test_a_non_auditor_sees_the_refusal_in_the_browser(browser: Browser, s
     tab = await open_tab(browser, site, "carol")
     try:
         response = await tab.goto(site.url + "/audit/records")
-        assert response is not None and response.status == 403
+        assert response is not None
+        assert response.status == 403
         await expect(tab.page.locator("main")).to_contain_text(
             "The auditor role is required for the audit console."
         )
@@ -149,7 +150,8 @@ async def test_a_browser_without_a_certificate_gets_401(browser: Browser, site: 
     tab = await open_tab(browser, site, None)
     try:
         response = await tab.goto(site.url + "/audit/")
-        assert response is not None and response.status == 401
+        assert response is not None
+        assert response.status == 401
         await expect(tab.page.locator("main")).to_contain_text("Authentication failed")
     finally:
         await tab.context.close()

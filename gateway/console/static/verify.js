@@ -18,6 +18,9 @@
     const binary = atob(text);
     const bytes = new Uint8Array(binary.length);
     for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+    // Canonical only: unused bits of the last character must be zero, so one value has
+    // exactly one spelling.
+    if (encodeBase64(bytes) !== text) fail(`${what} is not canonical base64`);
     return bytes;
   }
 
@@ -105,8 +108,6 @@
   async function verifyConsistency(firstSize, secondSize, proof, firstRoot, secondRoot) {
     const size1 = size(firstSize, "first tree size");
     const size2 = size(secondSize, "second tree size");
-    checkHash(firstRoot, "the first root hash");
-    checkHash(secondRoot, "the second root hash");
     if (size1 === 0n) fail("a proof from the empty tree proves nothing");
     if (size2 < size1) fail("the second tree is smaller than the first");
     if (size1 === size2) {
@@ -114,6 +115,8 @@
       if (!equal(firstRoot, secondRoot)) fail("trees of equal size have different roots");
       return;
     }
+    checkHash(firstRoot, "the first root hash");
+    checkHash(secondRoot, "the second root hash");
     if (!proof.length) fail("the proof is empty");
     proof.forEach((hash) => checkHash(hash, "a proof hash"));
     const path = (size1 & (size1 - 1n)) === 0n ? [firstRoot, ...proof] : [...proof];
