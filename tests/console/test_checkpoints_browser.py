@@ -60,7 +60,7 @@ def _last_proof_changed(html: str) -> str:
 def _last_note_resigned_by_nobody(html: str) -> str:
     notes = re.findall(r'class="checkpoint" data-note="([^"]+)"', html)
     note = base64.b64decode(notes[-1]).decode()
-    origin, size, root, rest = note.split("\n", 3)
+    origin, size, _root, rest = note.split("\n", 3)
     forged = f"{origin}\n{size}\n{base64.b64encode(bytes(32)).decode()}\n{rest}"
     return html.replace(notes[-1], base64.b64encode(forged.encode()).decode())
 

@@ -100,7 +100,8 @@ _OPEN = """async ([key, notes]) => {
   const results = [];
   for (const note of notes) {
     try {
-      const checkpoint = await V.openCheckpoint(decoder.decode(V.decodeBase64(note, "note")), pinned);
+      const text = decoder.decode(V.decodeBase64(note, "note"));
+      const checkpoint = await V.openCheckpoint(text, pinned);
       results.push(`${checkpoint.treeSize} ${V.encodeBase64(checkpoint.root)}`);
     } catch (error) {
       if (error instanceof V.VerificationFailure || error instanceof TypeError) results.push(null);
