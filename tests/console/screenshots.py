@@ -55,7 +55,7 @@ async def take(out: Path) -> None:
                     if wait_for is not None:
                         await expect(tab.page.locator(wait_for)).to_contain_text("Verified")
                     target = out / f"{name}.png"
-                    await tab.page.screenshot(path=str(target), full_page=True)
+                    await tab.page.screenshot(path=str(target), full_page=name != "record")
                     print(f"wrote {target}")
                 await browser.close()
 
