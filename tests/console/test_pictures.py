@@ -36,9 +36,7 @@ async def test_requests_are_counted_per_organisation_and_model(auditor: Tab, sit
     await expect(row.locator("td").nth(2)).to_have_text("4")  # not yet, expired, two nationality
 
 
-async def test_the_grant_time_line_shows_its_window_use_and_edges(
-    auditor: Tab, site: Site
-) -> None:
+async def test_the_grant_time_line_shows_its_window_use_and_edges(auditor: Tab, site: Site) -> None:
     await auditor.goto(site.url + "/audit/pictures")
     grant = auditor.page.locator("article.grant")
     await expect(grant).to_have_count(1)
