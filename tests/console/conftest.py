@@ -7,7 +7,9 @@ option: Playwright's driver terminates the browser's TLS and opens a real mTLS
 connection to the gateway with the caller's certificate and key, checking the gateway's
 server certificate against the test CA (NODE_EXTRA_CA_CERTS, read when the driver
 starts). The gateway authenticates exactly as it does a browser holding that
-certificate, and nothing in the test turns certificate checks off.
+certificate. A context without a certificate goes straight to the gateway; chromium
+trusts the test server by its pinned key (`server_key_pin`). Nothing in the tests turns
+certificate checks off.
 """
 
 from __future__ import annotations
