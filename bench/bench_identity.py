@@ -19,6 +19,8 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
@@ -124,12 +126,23 @@ async def main() -> None:
                 20000,
             )
 
-            xfcc = f'Hash=0;Cert="{quote(pem, safe="")}";Subject="CN=alice"'.encode()
-            forwarded = _scope([(b"x-forwarded-client-cert", xfcc)])
+            digest = x509.load_pem_x509_certificate(pem.encode()).fingerprint(hashes.SHA256())
+            xfcc = f'Hash={digest.hex()};Cert="{quote(pem, safe="")}";Subject="CN=alice"'
+            forwarded = _scope([(b"x-forwarded-client-cert", xfcc.encode())])
             await _measure(
                 "client certificate, forwarded XFCC, repeated",
                 lambda _: authenticator.authenticate(forwarded, now=NOW),
                 20000,
+            )
+            # A header never seen before: the strict XFCC parse (the chain cache misses).
+            unseen = [
+                _scope([(b"x-forwarded-client-cert", f"{xfcc};X-N={i}".encode())])
+                for i in range(2200)
+            ]
+            await _measure(
+                "client certificate, forwarded XFCC, first parse",
+                lambda i: authenticator.authenticate(unseen[i], now=NOW),
+                2000,
             )
             await authenticator.aclose()
 

@@ -31,7 +31,7 @@ def _instant(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def write_scaled_policy(directory: Path, rng: random.Random) -> None:
+def write_scaled_policy(directory: Path, rng: random.Random, grants: int = GRANTS) -> None:
     """The example policy plus generated models, grants and suspensions."""
     shutil.copytree(EXAMPLE, directory, dirs_exist_ok=True)
     shutil.rmtree(directory / "tests", ignore_errors=True)
@@ -46,12 +46,12 @@ def write_scaled_policy(directory: Path, rng: random.Random) -> None:
         ]
     (directory / "models-generated.yaml").write_text("\n".join(lines) + "\n")
     lines = ["grants:"]
-    for index in range(GRANTS):
+    for index in range(grants):
         model = index % MODELS
         release = RELEASE + timedelta(days=model % 60)
         opens = release - timedelta(days=rng.randint(1, 30))
         lines += [
-            f"  - id: grant-{index:04d}",
+            f"  - id: grant-{index:06d}",
             "    grantee:",
             f"      organisation: Organisation {index % ORGANISATIONS}",
             f"    models: [model-{model:03d}]",

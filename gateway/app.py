@@ -20,7 +20,9 @@ from starlette.applications import Starlette
 from gateway.audit import AuditLog, BodyDigest
 from gateway.audit.keys import load_hmac_key
 from gateway.control import routes
-from gateway.identity import Authenticator
+from gateway.dynamic import ControlStore, LiveControl, open_channel
+from gateway.handshakes import HandshakeEvidence
+from gateway.identity import Authenticator, HandshakeFailureLimiter
 from gateway.inference import INFERENCE_PATHS, InferenceEndpoint
 from gateway.logs import get_logger
 from gateway.policy import PolicyHolder, PolicyWatcher, ReloadOutcome, load_policy
@@ -33,11 +35,15 @@ from gateway.state import Gateway
 
 
 class GatewayApp:
-    """The ASGI application: inference paths go straight to the forwarding pipeline."""
+    """The ASGI application: inference paths go straight to the forwarding pipeline.
 
-    def __init__(self, gateway: Gateway, control: Starlette) -> None:
+    `handshakes` records the TLS handshakes the server refuses (see `gateway.server`).
+    """
+
+    def __init__(self, gateway: Gateway, control: Starlette, handshakes: HandshakeEvidence) -> None:
         self.gateway = gateway
         self.control = control
+        self.handshakes = handshakes
         self.inference = InferenceEndpoint(gateway)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -62,7 +68,11 @@ def build_app(
     pool = UpstreamPool(list(settings.upstreams))
     digests = BodyDigest(load_hmac_key(settings.audit.hmac_key))
     gateway = Gateway(
-        authenticator=Authenticator(settings.identity, http=control_client),
+        authenticator=Authenticator(
+            settings.identity,
+            http=control_client,
+            require_certificate=settings.tls.client_certificates == "required",
+        ),
         policies=holder,
         audit=audit,
         digests=digests,
@@ -81,6 +91,14 @@ def build_app(
         issuer_sources={issuer.issuer: issuer.source for issuer in settings.identity.issuers},
         logger=logger,
     )
+    handshakes = HandshakeEvidence(
+        HandshakeFailureLimiter(
+            settings.tls.failure_records_per_peer, settings.tls.failure_records_overall
+        ),
+        gateway.record,
+        clock,
+        logger,
+    )
     pending: set[asyncio.Task[Any]] = set()
 
     def on_reload(outcome: ReloadOutcome) -> None:
@@ -92,6 +110,8 @@ def build_app(
             old_version=outcome.old_version,
             new_version=outcome.new_version,
             error=outcome.error,
+            actor="file",
+            files=[{"path": path, "sha256": digest or None} for path, digest in outcome.changed],
         )
         if outcome.ok:
             logger.info(
@@ -100,6 +120,7 @@ def build_app(
                 new=outcome.new_version,
                 trigger=outcome.trigger,
             )
+            _log_policy_warnings(holder, logger)
         else:
             logger.error(
                 "policy.reload_failed",
@@ -115,10 +136,24 @@ def build_app(
         settings.policy.directory, holder, on_reload, watch_files=settings.policy.watch
     )
 
+    async def start_control() -> None:
+        # Run-time objects live beside the audit log, in the same database.
+        store = await asyncio.to_thread(ControlStore, settings.audit.store)
+        gateway.control = LiveControl(
+            store,
+            open_channel(settings.audit.store, logger=logger),
+            holder,
+            logger=logger,
+            clock=clock,
+            policy_directory=settings.policy.directory,
+        )
+        await gateway.control.start()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await audit.start()
         try:
+            await start_control()
             await pool.start()
             await gateway.probe.start()
             await watcher.start()
@@ -132,9 +167,12 @@ def build_app(
                 policy_version=holder.current.version,
                 models=sorted(gateway.routes),
             )
+            _log_policy_warnings(holder, logger)
             yield
         finally:
             await watcher.stop()
+            if gateway.control is not None:
+                await gateway.control.stop()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
             await gateway.probe.stop()
@@ -142,12 +180,13 @@ def build_app(
             await gateway.authenticator.aclose()
             if http is None:
                 await control_client.aclose()
+            await handshakes.close()  # its summaries are records: before the log stops
             await audit.stop()
             logger.info("gateway.stopped")
 
     control = Starlette(routes=routes(), lifespan=lifespan)
     control.state.gateway = gateway
-    return GatewayApp(gateway, control)
+    return GatewayApp(gateway, control, handshakes)
 
 
 def _check_routes(gateway: Gateway, logger: Any) -> None:
@@ -164,3 +203,9 @@ def _check_routes(gateway: Gateway, logger: Any) -> None:
         logger.warning(
             "model.not_routed", model=model, detail="in the policy but no upstream serves it"
         )
+
+
+def _log_policy_warnings(holder: PolicyHolder, logger: Any) -> None:
+    """What `gateway policy check` warns about, said once per policy loaded."""
+    for warning in holder.current.warnings:
+        logger.warning("policy.warning", detail=warning)

@@ -57,6 +57,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from gateway.admin.cli import register as register_admin
     from gateway.audit.cli import register as register_audit
     from gateway.identity.cli import register as register_certs
     from gateway.policy.cli import register as register_policy
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_policy(commands)
     register_audit(commands)
     register_certs(commands)
+    register_admin(commands)
     demo = commands.add_parser("demo-upstream", help="run the demo upstream (a stand-in model)")
     demo.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"

@@ -78,20 +78,11 @@ class Call:
                 self.request.scope, now=self.now
             )
         except AuthenticationError as exc:
-            return await self.finish(
-                None,
-                "deny",
-                exc.reason,
-                401,
-                kind="auth_failure",
-                response=error_response(
-                    401,
-                    "unauthenticated",
-                    "Authentication failed.",
-                    self.request_id,
-                    WWW_AUTHENTICATE,
-                ),
-            )
+            return await self._unauthenticated(exc.reason)
+        # Credentials that disagree (identity.conflict) are refused like a failed login.
+        first = decide(self.policy, self.principal, "model.list", None, self.instant)
+        if first.status == 401:
+            return await self._unauthenticated(first.reason, first.rules)
         if self.request.method not in (method, "HEAD" if method == "GET" else method):
             return await self.finish(
                 None,
@@ -107,6 +98,19 @@ class Call:
                 ),
             )
         return None
+
+    async def _unauthenticated(self, reason: str, rules: tuple[str, ...] = ()) -> Response:
+        return await self.finish(
+            None,
+            "deny",
+            reason,
+            401,
+            kind="auth_failure",
+            rules=rules,
+            response=error_response(
+                401, "unauthenticated", "Authentication failed.", self.request_id, WWW_AUTHENTICATE
+            ),
+        )
 
     async def finish(
         self,
@@ -342,6 +346,7 @@ class AnyMethod:
 
 
 def routes() -> list[BaseRoute]:
+    from gateway.admin.api import admin_routes
     from gateway.auditor_api import auditor_routes
     from gateway.console import console_routes
 
@@ -353,5 +358,6 @@ def routes() -> list[BaseRoute]:
         Route("/v1/whoami", AnyMethod(whoami)),
         *auditor_routes(),
         *console_routes(),
+        *admin_routes(),
         Route("/{path:path}", AnyMethod(unknown_route)),
     ]

@@ -261,6 +261,14 @@ class InferenceEndpoint:
         target = gateway.routes.get(model)
         if decision.allowed and target is None:
             decision = _unrouted(decision)
+        if decision.status == 401:  # credentials that disagree: refused like a failed login
+            record = exchange.record(
+                decision.reason, 401, decision, kind="auth_failure", request_digest=request_digest
+            )
+            await exchange.refuse(
+                record, 401, "unauthenticated", "Authentication failed.", WWW_AUTHENTICATE
+            )
+            return
         if not decision.allowed:
             code = decision.error_code or "permission_denied"
             message = (

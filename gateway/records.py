@@ -72,6 +72,9 @@ def principal_json(principal: Principal, policy: Policy, roles: frozenset[str]) 
         "residences": attributes("residence"),
         "auth_methods": sorted(principal.auth_methods),
         "certificate_fingerprint": principal.certificate_fingerprint,
+        "credentials": [
+            {"source": c.source, "subject": c.subject} for c in sorted(principal.credentials)
+        ],
     }
 
 

@@ -2,6 +2,10 @@
 
 uvicorn is told not to trust X-Forwarded-* headers: the client address decides whether a
 forwarded client certificate is believed, so nobody may rewrite it by sending a header.
+
+With TLS, uvicorn serves plain TCP and the gateway's protocol runs each handshake
+itself (`TlsHttpProtocol.terminating`), so that a refused handshake leaves a log line
+and a `tls_failure` record instead of vanishing at asyncio's debug level.
 """
 
 from __future__ import annotations
@@ -24,14 +28,18 @@ def uvicorn_config(
 ) -> uvicorn.Config:
     """A loaded uvicorn config that serves the gateway built from `settings`."""
     app = build_app(settings, clock=clock)
-    context = (
-        build_server_ssl_context(settings.tls, settings.identity) if settings.tls.enabled else None
-    )
+    http: type[TlsHttpProtocol] | str = "httptools"
+    if settings.tls.enabled:
+        http = TlsHttpProtocol.terminating(
+            build_server_ssl_context(settings.tls, settings.identity),
+            app.handshakes.report,
+            settings.tls.handshake_timeout_seconds,
+        )
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
-        http=TlsHttpProtocol if settings.tls.enabled else "httptools",
+        http=http,
         loop="uvloop",
         lifespan="on",
         # No WebSocket upgrades: such a request reaches the app as plain HTTP, where it is
@@ -43,7 +51,6 @@ def uvicorn_config(
         server_header=False,
         date_header=True,
         timeout_graceful_shutdown=10,
-        ssl_context_factory=(lambda _config, _default: context) if context is not None else None,
     )
     config.load()
     return config

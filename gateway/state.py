@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.audit import AuditError, AuditLog, BodyDigest
+from gateway.dynamic import LiveControl
 from gateway.identity import Authenticator
 from gateway.logs import get_logger
 from gateway.policy import PolicyHolder
@@ -36,6 +37,8 @@ class Gateway:
     # Each configured token issuer (`iss`) and its source name (`oidc:<id>`).
     issuer_sources: dict[str, str] = field(default_factory=dict)
     principals: PrincipalRecords = field(default_factory=PrincipalRecords)
+    # Objects added at run time (the admin API), once the lifespan has started them.
+    control: LiveControl | None = None
     logger: Any = field(default_factory=get_logger)
 
     async def record(self, record: dict[str, Any]) -> int | None:

@@ -33,7 +33,15 @@ __all__ = [
     "record_fields",
 ]
 
-KINDS = ("request", "completion", "auth_failure", "admin", "auditor", "policy_reload")
+KINDS = (
+    "request",
+    "completion",
+    "auth_failure",
+    "admin",
+    "auditor",
+    "policy_reload",
+    "tls_failure",
+)
 DECISIONS = ("allow", "deny")
 
 _DIGEST_PREFIX = "hmac-sha256:"

@@ -11,13 +11,21 @@ from gateway.dynamic.channel import (
     ensure_schema,
     open_channel,
 )
+from gateway.dynamic.live import Applied, LiveControl, ObjectRefused
+from gateway.dynamic.store import ControlStore, ControlStoreError, StoredObject
 
 __all__ = [
     "CHANNEL",
+    "Applied",
     "Change",
     "ChangeChannel",
+    "ControlStore",
+    "ControlStoreError",
+    "LiveControl",
+    "ObjectRefused",
     "PostgresChannel",
     "SQLiteChannel",
+    "StoredObject",
     "announce",
     "ensure_schema",
     "open_channel",

@@ -3,8 +3,10 @@
 Credentials are a bearer token (``Authorization: Bearer``), a client certificate
 (direct mTLS through the ASGI TLS extension, or forwarded by a trusted proxy), or
 both. When both are presented, both must verify; subject and issuer come from the
-token, attributes are the union (each with its own source), and a certificate-bound
-token (RFC 8705 ``cnf.x5t#S256``) must match the certificate.
+token, attributes are the union (each with its own source), both credentials are kept
+(`Principal.credentials`), and a certificate-bound token (RFC 8705 ``cnf.x5t#S256``)
+must match the certificate. Whether two credentials may disagree is the policy's
+decision (``identity.conflict``), since only it knows whom it trusts for what.
 """
 
 from __future__ import annotations
@@ -33,8 +35,11 @@ class Authenticator:
     """Authenticates requests under `settings`.
 
     `http` is used to fetch discovery documents and JWKS; when not given, the
-    Authenticator makes (and `aclose` closes) its own client. `logger` receives
-    notes such as dropped attribute values; it defaults to a structlog logger.
+    Authenticator makes (and `aclose` closes) its own client. `require_certificate`
+    refuses a request without a client certificate (``cert.missing``), whatever else it
+    carries: the listener asks for one at the TLS layer but lets the handshake finish
+    without, so the caller gets an HTTP 401 rather than a broken connection. `logger`
+    receives notes such as dropped attribute values; it defaults to a structlog logger.
     """
 
     def __init__(
@@ -42,6 +47,7 @@ class Authenticator:
         settings: IdentitySettings,
         http: httpx.AsyncClient | None = None,
         *,
+        require_certificate: bool = False,
         logger: Any = None,
     ) -> None:
         self._settings = settings
@@ -68,9 +74,10 @@ class Authenticator:
             cache_size=settings.certificate_cache_size,
             on_invalid_code=self._note_invalid,
         )
-        self._forwarded_chains: LruCache[bytes, tuple[str, ...]] = LruCache(
+        self._forwarded_identities: LruCache[bytes, CertificateIdentity] = LruCache(
             settings.certificate_cache_size
         )
+        self._require_certificate = require_certificate
 
     async def authenticate(self, scope: Mapping[str, Any], now: float) -> Principal:
         """The Principal for an ASGI HTTP `scope` at `now` (seconds since the epoch).
@@ -109,13 +116,15 @@ class Authenticator:
         certificate: CertificateIdentity | None = None
         method = "mtls"
         if forwarded_value is not None:
-            certificate = self._forwarded.verify_pem(self._forwarded_chain(forwarded_value), now)
+            certificate = self._forwarded_identity(forwarded_value, now)
             method = "mtls-forwarded"
         elif forwarded_header is None:
             # From a trusted proxy the TLS peer is the proxy itself, never the caller.
             chain = scope.get("extensions", {}).get("tls", {}).get("client_cert_chain")
             if chain:
                 certificate = self._direct.verify_pem(chain, now)
+        if certificate is None and self._require_certificate:
+            raise AuthenticationError("cert.missing")
 
         token: TokenIdentity | None = None
         if authorization is not None:
@@ -135,6 +144,7 @@ class Authenticator:
                 attributes=certificate.attributes,
                 auth_methods=frozenset({method}),
                 certificate_fingerprint=certificate.fingerprint,
+                credentials=certificate.credentials,
             )
         if certificate is None:
             if token.certificate_thumbprint is not None:
@@ -145,6 +155,7 @@ class Authenticator:
                 attributes=token.attributes,
                 auth_methods=frozenset({"oidc"}),
                 token_id=token.token_id,
+                credentials=token.credentials,
             )
         return self._combine(token, certificate, method)
 
@@ -156,13 +167,8 @@ class Authenticator:
             thumbprint.encode("ascii", "replace"), certificate.thumbprint.encode("ascii")
         ):
             raise AuthenticationError("token.certificate_mismatch")
-        combine = self._settings.combine
-        if combine.require_same_subject and token.subject != certificate.subject:
-            raise AuthenticationError("identity.mismatch")
-        if combine.require_same_organisation and (
-            not token.organisations or set(token.organisations) != set(certificate.organisations)
-        ):
-            raise AuthenticationError("identity.mismatch")
+        # Whether the two may disagree (subject, trusted organisation) is the policy's
+        # call: it alone knows which source is trusted for which values.
         return Principal(
             subject=token.subject,
             issuer=token.issuer,
@@ -170,6 +176,7 @@ class Authenticator:
             auth_methods=frozenset({"oidc", method}),
             certificate_fingerprint=certificate.fingerprint,
             token_id=token.token_id,
+            credentials=token.credentials | certificate.credentials,
         )
 
     def _bearer(self, authorization: bytes) -> str:
@@ -185,12 +192,17 @@ class Authenticator:
         except UnicodeDecodeError as exc:
             raise AuthenticationError("token.malformed") from exc
 
-    def _forwarded_chain(self, value: bytes) -> tuple[str, ...]:
-        chain = self._forwarded_chains.get(value)
-        if chain is None:
+    def _forwarded_identity(self, value: bytes, now: float) -> CertificateIdentity:
+        # A proxy sends the same header for every request of a caller: parse and verify
+        # it once, and check only the time (validity, CRL freshness) on the next ones.
+        identity = self._forwarded_identities.get(value)
+        if identity is None:
             chain = parse_forwarded_certificate(value, self._forwarded_format)
-            self._forwarded_chains.put(value, chain)
-        return chain
+            identity = self._forwarded.verify_der(chain, now)
+            self._forwarded_identities.put(value, identity)
+        else:
+            CertificateVerifier.check_time(identity, now)
+        return identity
 
     def _note_invalid(self, name: str, source: str, value: str) -> None:
         # The offending code is shortened and stripped to letters so a log line stays safe.

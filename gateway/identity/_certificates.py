@@ -34,7 +34,7 @@ from gateway.identity._rfc3739 import (
 )
 from gateway.identity._settings import CertificateAuthoritySettings
 from gateway.identity.countries import normalise_country
-from gateway.identity.principal import Attribute, AttributeName
+from gateway.identity.principal import Attribute, AttributeName, Credential
 
 InvalidCodeHandler = Callable[[str, str, str], None]
 """Called with (attribute name, source, offending value) for a dropped country code."""
@@ -60,6 +60,7 @@ class CertificateIdentity:
     thumbprint: str
     not_before: float
     not_after: float
+    credentials: frozenset[Credential]
 
     @property
     def issuer(self) -> str:
@@ -103,7 +104,7 @@ class CertificateVerifier:
             ders = [_pem_to_der(text) for text in chain]
             identity = self.verify_der(ders, now)
             self._by_text.put(key, identity)
-        self._check_time(identity, now)
+        self.check_time(identity, now)
         return identity
 
     def verify_der(self, chain: Sequence[bytes], now: float) -> CertificateIdentity:
@@ -120,11 +121,13 @@ class CertificateVerifier:
                     self._by_digest.put(digest, exc.reason)
                 raise
             self._by_digest.put(digest, cached)
-        self._check_time(cached, now)
+        self.check_time(cached, now)
         return cached
 
     @staticmethod
-    def _check_time(identity: CertificateIdentity, now: float) -> None:
+    def check_time(identity: CertificateIdentity, now: float) -> None:
+        """Refuse a verified `identity` at `now` if it is outside its validity window or
+        its CA's CRLs are stale (checked on every request, cached or not)."""
         if now < identity.not_before:
             raise AuthenticationError("cert.not_yet_valid")
         if now > identity.not_after:
@@ -213,6 +216,7 @@ class CertificateVerifier:
             thumbprint=base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii"),
             not_before=max(c.not_valid_before_utc for c in chain).timestamp(),
             not_after=min(c.not_valid_after_utc for c in chain).timestamp(),
+            credentials=frozenset({Credential(source, subject)}),
         )
 
     def _add_countries(

@@ -81,14 +81,6 @@ class ForwardedCertificateSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class CombineSettings:
-    """Extra checks when a token and a certificate are presented together."""
-
-    require_same_subject: bool = False
-    require_same_organisation: bool = False
-
-
-@dataclass(frozen=True, slots=True)
 class IdentitySettings:
     """Everything the Authenticator needs, read from the `identity:` section."""
 
@@ -99,7 +91,6 @@ class IdentitySettings:
     issuers: tuple[IssuerSettings, ...] = ()
     certificate_authorities: tuple[CertificateAuthoritySettings, ...] = ()
     forwarded_certificate: ForwardedCertificateSettings | None = None
-    combine: CombineSettings = CombineSettings()
 
     def has_sources(self) -> bool:
         """True if at least one issuer or certificate authority is configured."""
@@ -108,6 +99,14 @@ class IdentitySettings:
     @classmethod
     def from_section(cls, section: Section) -> IdentitySettings:
         """Parse and check the `identity:` section; CA bundles and CRLs are loaded here."""
+        if section.has("combine"):
+            # Said precisely, so that an upgrade does not end at "unknown key".
+            section.fail(
+                "combine",
+                "was removed: a token and a certificate that disagree on the subject or on "
+                "a trusted organisation are refused by the policy (identity.conflict); "
+                "relax that with the policy's settings.credential_conflicts",
+            )
         section.reject_unknown(
             "clock_skew_seconds",
             "token_cache_size",
@@ -115,7 +114,6 @@ class IdentitySettings:
             "certificate_authorities",
             "forwarded_certificate",
             "issuers",
-            "combine",
         )
         authorities = tuple(_authority(s) for s in section.sections("certificate_authorities"))
         _unique(section, "certificate_authorities", [a.id for a in authorities])
@@ -127,8 +125,6 @@ class IdentitySettings:
             forwarded = _forwarded(
                 section.section("forwarded_certificate"), [a.id for a in authorities]
             )
-        combine_section = section.section("combine")
-        combine_section.reject_unknown("require_same_subject", "require_same_organisation")
         return cls(
             clock_skew_seconds=section.number("clock_skew_seconds", 60.0, minimum=0),
             token_cache_size=section.integer("token_cache_size", 10000, minimum=0),
@@ -136,12 +132,6 @@ class IdentitySettings:
             issuers=issuers,
             certificate_authorities=authorities,
             forwarded_certificate=forwarded,
-            combine=CombineSettings(
-                require_same_subject=combine_section.boolean("require_same_subject", False),
-                require_same_organisation=combine_section.boolean(
-                    "require_same_organisation", False
-                ),
-            ),
         )
 
 
@@ -149,13 +139,19 @@ class IdentitySettings:
 class TlsSettings:
     """The `tls:` section: the gateway's own certificate and whether it asks for clients'.
 
-    An empty section means plain HTTP (`enabled` is False).
+    An empty section means plain HTTP (`enabled` is False). Each refused handshake is
+    recorded (`tls_failure`), at most `failure_records_per_peer` per peer address and
+    `failure_records_overall` in all per minute; the rest are counted in one summary
+    record per peer and minute.
     """
 
     certificate: Path | None = None
     private_key: Path | None = None
     client_certificates: str = "none"
     minimum_version: str = "1.2"
+    handshake_timeout_seconds: float = 60.0
+    failure_records_per_peer: int = 10
+    failure_records_overall: int = 600
     file: str = "settings"
 
     @property
@@ -166,7 +162,12 @@ class TlsSettings:
     def from_section(cls, section: Section) -> TlsSettings:
         """Parse the `tls:` section (certificate and private_key go together)."""
         section.reject_unknown(
-            "certificate", "private_key", "client_certificates", "minimum_version"
+            "certificate",
+            "private_key",
+            "client_certificates",
+            "minimum_version",
+            "handshake_timeout_seconds",
+            "handshake_failures",
         )
         certificate = section.path_value("certificate", None)
         private_key = section.path_value("private_key", None)
@@ -178,11 +179,16 @@ class TlsSettings:
         client = section.choice("client_certificates", ("none", "optional", "required"), "none")
         if certificate is None and client != "none":
             section.fail("client_certificates", "needs tls.certificate and tls.private_key")
+        failures = section.section("handshake_failures")
+        failures.reject_unknown("records_per_peer", "records_overall")
         return cls(
             certificate=certificate,
             private_key=private_key,
             client_certificates=client,
             minimum_version=section.choice("minimum_version", ("1.2", "1.3"), "1.2"),
+            handshake_timeout_seconds=section.number("handshake_timeout_seconds", 60.0, minimum=1),
+            failure_records_per_peer=failures.integer("records_per_peer", 10, minimum=1),
+            failure_records_overall=failures.integer("records_overall", 600, minimum=1),
             file=section.file,
         )
 

@@ -27,7 +27,7 @@ from gateway.identity._jwks import KeySetCache
 from gateway.identity._lru import LruCache
 from gateway.identity._settings import SUPPORTED_ALGORITHMS, IdentitySettings, IssuerSettings
 from gateway.identity.countries import normalise_country
-from gateway.identity.principal import Attribute, AttributeName
+from gateway.identity.principal import Attribute, AttributeName, Credential
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 _NUMBER = (int, float)
@@ -46,6 +46,7 @@ class TokenIdentity:
     certificate_thumbprint: str | None
     valid_from: float
     cache_until: float
+    credentials: frozenset[Credential]
 
 
 class TokenVerifier:
@@ -84,10 +85,16 @@ class TokenVerifier:
         return identity
 
     async def _verify_uncached(self, token: str, now: float) -> TokenIdentity:
-        header, claims, signing_input, signature = _split(token)
+        # The algorithm is judged first, from the header alone: a token naming `none`,
+        # an HMAC or any other algorithm outside the allow-list is refused as such,
+        # whatever the shape of its payload and signature parts (empty, missing, extra).
+        header = _header(token)
         algorithm = header.get("alg")
-        if not isinstance(algorithm, str) or algorithm not in self._algorithms:
+        if not isinstance(algorithm, str):
+            raise AuthenticationError("token.malformed")  # RFC 7515: `alg` is required
+        if algorithm not in self._algorithms:
             raise AuthenticationError("token.algorithm_not_allowed")
+        claims, signing_input, signature = _split(token)
         if "crit" in header:
             raise AuthenticationError("token.malformed")  # no critical extension is understood
         kid = header.get("kid")
@@ -161,6 +168,7 @@ class TokenVerifier:
             )
             - skew,
             cache_until=min(expires, now + issuer.jwks_ttl_seconds),
+            credentials=frozenset({Credential(source, subject)}),
         )
 
     def _add_countries(
@@ -236,19 +244,33 @@ def _thumbprint(confirmation: Any) -> str | None:
     return value
 
 
-def _split(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
+def _header(token: str) -> dict[str, Any]:
+    """The JOSE header: the first segment of a token with at least one '.'."""
+    first, dot, _ = token.partition(".")
+    if not dot or not _SEGMENT.fullmatch(first):
+        raise AuthenticationError("token.malformed")
+    try:
+        header = json.loads(_decode(first))
+    except (ValueError, RecursionError, binascii.Error) as exc:
+        raise AuthenticationError("token.malformed") from exc
+    if not isinstance(header, dict):
+        raise AuthenticationError("token.malformed")
+    return header
+
+
+def _split(token: str) -> tuple[dict[str, Any], bytes, bytes]:
+    """Claims, signing input and signature of a compact JWS (three non-empty segments)."""
     parts = token.split(".")
     if len(parts) != 3 or not all(_SEGMENT.fullmatch(p) for p in parts):
         raise AuthenticationError("token.malformed")
     try:
-        header = json.loads(_decode(parts[0]))
         claims = json.loads(_decode(parts[1]))
         signature = _decode(parts[2])
     except (ValueError, RecursionError, binascii.Error) as exc:
         raise AuthenticationError("token.malformed") from exc
-    if not isinstance(header, dict) or not isinstance(claims, dict):
+    if not isinstance(claims, dict):
         raise AuthenticationError("token.malformed")
-    return header, claims, f"{parts[0]}.{parts[1]}".encode("ascii"), signature
+    return claims, f"{parts[0]}.{parts[1]}".encode("ascii"), signature
 
 
 def _decode(segment: str) -> bytes:

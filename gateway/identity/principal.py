@@ -1,7 +1,10 @@
 """The caller as the gateway sees it: one immutable `Principal` per request.
 
 Every attribute keeps the source that asserted it (`oidc:<issuer id>` or `ca:<CA id>`),
-so that the policy can use an attribute only when its source is trusted for it.
+so that the policy can use an attribute only when its source is trusted for it (and
+only within the values it is trusted for). Every verified credential of the request
+is kept too, with the subject it names, so that the policy can refuse two credentials
+that disagree about who is calling.
 """
 
 from __future__ import annotations
@@ -22,6 +25,14 @@ class Attribute:
     source: str
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class Credential:
+    """One verified credential of the request: its source and the subject it names."""
+
+    source: str
+    subject: str
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """An authenticated caller.
@@ -29,7 +40,8 @@ class Principal:
     `subject` and `issuer` come from the credential that authenticated the caller
     (the token's `sub`/`iss`, or the certificate's subject and CA id).
     `attributes` holds everything asserted about the caller, trusted or not; the
-    policy decides which sources it trusts for which attribute.
+    policy decides which sources it trusts for which attribute. `credentials` holds one
+    entry per verified credential (a token, a certificate, or both).
     """
 
     subject: str
@@ -38,6 +50,7 @@ class Principal:
     auth_methods: frozenset[str] = field(default_factory=frozenset)
     certificate_fingerprint: str | None = None
     token_id: str | None = None
+    credentials: frozenset[Credential] = field(default_factory=frozenset)
 
     def values(
         self, name: AttributeName, trusted_sources: Iterable[str] | None = None
@@ -59,4 +72,7 @@ class Principal:
             ],
             "auth_methods": sorted(self.auth_methods),
             "certificate_fingerprint": self.certificate_fingerprint,
+            "credentials": [
+                {"source": c.source, "subject": c.subject} for c in sorted(self.credentials)
+            ],
         }

@@ -5,6 +5,7 @@ Load a policy directory with `load_policy()`, ask `decide()` (or `Policy.decide`
 (PolicyError -> PolicyLoadError).
 """
 
+from ._dynamic import DynamicObjects, parse_grant, parse_suspension
 from ._engine import ACTIONS, decide, visible_models
 from ._errors import PolicyError, PolicyLoadError
 from ._loader import load_policy
@@ -29,6 +30,7 @@ __all__ = [
     "AccessClass",
     "CountryGroup",
     "Decision",
+    "DynamicObjects",
     "Grant",
     "Model",
     "ModelWindow",
@@ -46,5 +48,7 @@ __all__ = [
     "decide",
     "load_policy",
     "model_windows",
+    "parse_grant",
+    "parse_suspension",
     "visible_models",
 ]

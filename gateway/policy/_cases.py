@@ -9,6 +9,8 @@ A test file (``<policy>/tests/*.yaml``)::
         attributes:
           - {name: organisation, value: US CAISI, source: ca:agency}
         auth_methods: [mtls]
+        credentials:                  # optional: each credential's source and subject
+          - {source: ca:agency, subject: evaluator-1}
     cases:
       - name: evaluator inside the grant window
         principal: caisi-evaluator    # a name above, or a principal mapping
@@ -25,11 +27,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
-from gateway.identity.principal import Attribute, AttributeName, Principal
+from gateway.identity.principal import Attribute, AttributeName, Credential, Principal
 
 from ._engine import ACTIONS
 from ._errors import PolicyLoadError
-from ._loader import ATTRIBUTE_NAMES
+from ._trust import ATTRIBUTE_NAMES
 from ._yaml import LocatedMap, Node, parse_yaml
 
 
@@ -67,9 +69,10 @@ def read_yaml_file(path: Path) -> Any:
 
 
 def parse_principal(node: Node) -> Principal:
-    """A Principal from a mapping with subject, issuer, attributes and auth_methods."""
+    """A Principal from a mapping with subject, issuer, attributes, auth_methods and,
+    optionally, credentials."""
     node.reject_unknown(
-        "subject", "issuer", "attributes", "auth_methods", "certificate_fingerprint"
+        "subject", "issuer", "attributes", "auth_methods", "certificate_fingerprint", "credentials"
     )
     attributes = []
     for item in node.nodes("attributes"):
@@ -79,12 +82,17 @@ def parse_principal(node: Node) -> Principal:
         attributes.append(
             Attribute(cast(AttributeName, name), item.string("value"), item.string("source"))
         )
+    credentials = []
+    for item in node.nodes("credentials"):
+        item.reject_unknown("source", "subject")
+        credentials.append(Credential(item.string("source"), item.string("subject")))
     return Principal(
         subject=node.string("subject"),
         issuer=node.string("issuer"),
         attributes=frozenset(attributes),
         auth_methods=frozenset(node.strings("auth_methods", [])),
         certificate_fingerprint=node.string("certificate_fingerprint", None),
+        credentials=frozenset(credentials),
     )
 
 

@@ -44,6 +44,8 @@ def _organisations(policy: Policy) -> set[str]:
     for rule in policy.role_rules:
         if rule.attribute == "organisation":
             names |= rule.values
+    for values in policy.trust.get("organisation", {}).values():
+        names |= values or set()
     return names
 
 
@@ -56,6 +58,8 @@ def _countries(policy: Policy) -> set[str]:
         if suspension.dimension == "country":
             group = policy.country_groups.get(suspension.value)
             codes |= group.codes if group is not None else {suspension.value}
+    for values in policy.trust.get("nationality", {}).values():
+        codes |= values or set()
     return codes
 
 

@@ -1,5 +1,9 @@
 """`decide()`: the pure decision function. No I/O; the clock is the `now` argument.
 
+Before any action: two credentials that disagree on the subject, or on a trusted
+organisation, are refused (unless the policy's settings allow it) -> 401
+identity.conflict; the request path answers it as an authentication failure.
+
 Order of evaluation for model actions (deny overrides, default deny):
 
 1. unknown model                                   -> 404 model.unknown
@@ -10,6 +14,12 @@ Order of evaluation for model actions (deny overrides, default deny):
 5. the access class's nationality rule fails and
    no active grant carries a nationality exception -> 403 nationality.missing / .denied
 6. otherwise allowed: allow.internal, allow.grant or allow.released
+
+An attribute counts only if its source is trusted for it and its value lies in that
+source's scope; otherwise it is treated as missing and the rule trail says why
+(``attribute.untrusted_source[...]`` or ``attribute.out_of_scope[...]``). An error while
+evaluating a model action on a model the caller might not be allowed to see answers
+the 404 of an unknown model, so no failure path reveals a hidden model.
 """
 
 from __future__ import annotations
@@ -33,25 +43,32 @@ _NO_RULES: tuple[str, ...] = ()
 class _Caller:
     """The trusted view of a principal, computed once per call."""
 
-    __slots__ = ("nationalities", "organisations", "roles", "rules", "subject")
+    __slots__ = ("conflicts", "nationalities", "organisations", "roles", "rules", "subject")
 
     def __init__(self, policy: Policy, principal: Principal) -> None:
         trust = policy._trust
         roles_by_value = policy._roles_by_value
         organisations: set[str] = set()
+        by_source: dict[str, set[str]] = {}
         nationalities: set[str] = set()
         roles: set[str] = set()
         untrusted: list[str] = []
         for attribute in principal.attributes:
             name = attribute.name
             source = attribute.source
-            sources = trust.get(name)
-            if sources is None or source not in sources:
+            scopes = trust.get(name)
+            if scopes is None or source not in scopes:
                 untrusted.append(f"attribute.untrusted_source[{name}:{source}]")
                 continue
             value = attribute.value
+            allowed = scopes[source]
+            if allowed is not None and value not in allowed:
+                # Never the value itself: it is whatever the credential said.
+                untrusted.append(f"attribute.out_of_scope[{name}:{source}]")
+                continue
             if name == "organisation":
                 organisations.add(value)
+                by_source.setdefault(source, set()).add(value)
             elif name == "nationality":
                 nationalities.add(value)
             entries = roles_by_value.get((name, value))
@@ -60,12 +77,34 @@ class _Caller:
                     if role_sources is None or source in role_sources:
                         roles.add(role)
         if len(untrusted) > 1:
-            untrusted.sort()
+            untrusted = sorted(set(untrusted))
         self.subject = principal.subject
         self.organisations = organisations
         self.nationalities = sorted(nationalities)
         self.roles = frozenset(roles)
         self.rules = untrusted
+        self.conflicts = _conflicts(policy, principal, by_source)
+
+
+def _conflicts(policy: Policy, principal: Principal, by_source: dict[str, set[str]]) -> list[str]:
+    """Rule ids of the disagreements between the request's credentials that the policy
+    refuses: different subjects, or different sets of trusted organisations."""
+    found: list[str] = []
+    settings = policy.settings
+    credentials = principal.credentials
+    if (
+        len(credentials) > 1
+        and settings.subject_conflict == "refuse"
+        and len({credential.subject for credential in credentials}) > 1
+    ):
+        found.append("identity.conflict[subject]")
+    if (
+        len(by_source) > 1
+        and settings.organisation_conflict == "refuse"
+        and len({frozenset(values) for values in by_source.values()}) > 1
+    ):
+        found.append(f"identity.conflict[organisation:{','.join(sorted(by_source))}]")
+    return found
 
 
 def decide(
@@ -81,6 +120,8 @@ def decide(
         if now.utcoffset() is None:
             raise ValueError("now must be an aware datetime")
         caller = _Caller(policy, principal)
+        if caller.conflicts:
+            return _conflict(policy, caller)
         if action in _MODEL_ACTIONS:
             return _decide_model(policy, caller, model, now)
         role = _ROLE_FOR_ACTION.get(action)
@@ -94,11 +135,12 @@ def decide(
             policy, caller, "role.required", 403, "permission_denied", f"role.required[{role}]"
         )
     except Exception as exc:  # noqa: BLE001 - fail closed: any evaluation error is a denial
+        hidden = action in _MODEL_ACTIONS and _may_be_hidden(policy, model, now)
         return Decision(
             allowed=False,
             reason="policy.error",
-            status=403,
-            error_code="policy_error",
+            status=404 if hidden else 403,
+            error_code="model_not_found" if hidden else "policy_error",
             rules=(f"policy.error[{type(exc).__name__}]",),
             grant_id=None,
             grant_not_after=None,
@@ -108,12 +150,39 @@ def decide(
         )
 
 
+def _may_be_hidden(policy: Policy, model_id: str | None, now: datetime) -> bool:
+    """Whether an error's answer for `model_id` must look like an unknown model's."""
+    try:
+        found = policy.models.get(model_id) if model_id is not None else None
+        return found is None or (found.release_at is not None and now < found.release_at)
+    except Exception:  # noqa: BLE001 - if even this fails, hide rather than reveal
+        return True
+
+
+def _conflict(policy: Policy, caller: _Caller) -> Decision:
+    return Decision(
+        allowed=False,
+        reason="identity.conflict",
+        status=401,
+        error_code="unauthenticated",
+        rules=(*caller.rules, *caller.conflicts),
+        grant_id=None,
+        grant_not_after=None,
+        obligations=(),
+        policy_version=policy.version,
+        roles=frozenset(),
+    )
+
+
 def visible_models(policy: Policy, principal: Principal, now: datetime) -> list[str]:
-    """The ids of the models `principal` may invoke at `now`, sorted. Empty on any error."""
+    """The ids of the models `principal` may invoke at `now`, sorted. Empty on any error
+    and for conflicting credentials."""
     try:
         if now.utcoffset() is None:
             raise ValueError("now must be an aware datetime")
         caller = _Caller(policy, principal)
+        if caller.conflicts:
+            return []
         return sorted(
             model_id
             for model_id in policy.models

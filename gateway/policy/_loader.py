@@ -24,6 +24,7 @@ from ._countries import ISO_3166_ALPHA_2
 from ._errors import PolicyLoadError
 from ._model import (
     AccessClass,
+    ConflictRule,
     CountryGroup,
     Grant,
     Model,
@@ -33,13 +34,12 @@ from ._model import (
     Suspension,
 )
 from ._policy import Policy
+from ._trust import ATTRIBUTE_NAMES, TrustScopes, may_assert, read_trust
 from ._yaml import Node, parse_yaml
 
-ATTRIBUTE_NAMES = ("organisation", "role", "nationality", "residence")
 SUSPENSION_DIMENSIONS = ("model", "organisation", "subject", "country", "access_class")
 _LIST_SECTIONS = ("models", "grants", "suspensions")
 _MAP_SECTIONS = ("settings", "trust", "roles", "access_classes")
-_SOURCE = re.compile(r"(ca|oidc):\S+")
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]*")
 
 
@@ -137,16 +137,21 @@ class _Builder:
                 node.fail("name", f"country group {group.name!r} is defined twice")
             self.groups[group.name] = group
         self.pause = pause
-        self.trust: dict[str, frozenset[str]] = {}
+        self.trust: TrustScopes = {}
+        self.warnings: list[str] = []
 
     def build(self) -> Policy:
         settings = self._settings()
-        self.trust = self._trust()
+        self.trust, warnings = read_trust(
+            _merged(self.sections.maps["trust"]), lambda node, key: self._countries(node, key)[1]
+        )
+        self.warnings.extend(warnings)
         roles = self._roles()
         classes = self._access_classes()
         models = self._models(classes)
         grants = self._grants(models, settings)
         suspensions = self._suspensions(models, classes)
+        self._warn_unreachable_grantees(grants)
         return Policy(
             settings=settings,
             trust=self.trust,
@@ -157,31 +162,46 @@ class _Builder:
             grants=grants,
             suspensions=suspensions,
             pause=self.pause,
+            warnings=self.warnings,
         )
 
     def _settings(self) -> Settings:
         default = Settings()
         lead, approvers = default.max_prerelease_lead, default.min_approvers
+        conflicts: dict[str, ConflictRule] = {
+            "subject": default.subject_conflict,
+            "organisation": default.organisation_conflict,
+        }
         for node, key in _merged(self.sections.maps["settings"]):
             if key == "max_prerelease_lead":
                 lead = node.duration(key, lead)
             elif key == "min_approvers":
                 approvers = node.integer(key, minimum=1)
+            elif key == "credential_conflicts":
+                body = node.node(key, required=True)
+                body.reject_unknown(*conflicts)
+                for name in conflicts:
+                    conflicts[name] = body.choice(name, ("refuse", "allow"), "refuse")
             else:
-                node.fail(key, "unknown key (expected one of: max_prerelease_lead, min_approvers)")
-        return Settings(max_prerelease_lead=lead, min_approvers=approvers)
+                node.fail(
+                    key,
+                    "unknown key (expected one of: max_prerelease_lead, min_approvers, "
+                    "credential_conflicts)",
+                )
+        return Settings(
+            max_prerelease_lead=lead,
+            min_approvers=approvers,
+            subject_conflict=conflicts["subject"],
+            organisation_conflict=conflicts["organisation"],
+        )
 
-    def _trust(self) -> dict[str, frozenset[str]]:
-        trust: dict[str, frozenset[str]] = {}
-        for node, key in _merged(self.sections.maps["trust"]):
-            if key not in ATTRIBUTE_NAMES:
-                node.fail(key, f"unknown attribute (expected one of: {', '.join(ATTRIBUTE_NAMES)})")
-            sources = node.strings(key)
-            for index, source in enumerate(sources):
-                if not _SOURCE.fullmatch(source):
-                    node.fail_item(key, index, "expected a source such as ca:<id> or oidc:<id>")
-            trust[key] = frozenset(sources)
-        return trust
+    def _warn_unreachable_grantees(self, grants: list[Grant]) -> None:
+        for grant in grants:
+            if not may_assert(self.trust, "organisation", grant.organisation, None):
+                self.warnings.append(
+                    f"grant {grant.id}: no source is trusted to assert organisation "
+                    f"{grant.organisation!r}, so the grant can never apply"
+                )
 
     def _roles(self) -> list[RoleRule]:
         rules = []
@@ -195,11 +215,19 @@ class _Builder:
                     item.fail(None, "give exactly one of value or values")
                 values = item.strings("values") if item.has("values") else [item.string("value")]
                 sources = item.strings("sources", None)
-                trusted = self.trust.get(attribute, frozenset())
+                trusted = self.trust.get(attribute, {})
                 for index, source in enumerate(sources or ()):
                     if source not in trusted:
                         item.fail_item(
                             "sources", index, f"{source} is not trusted for {attribute} in trust"
+                        )
+                allowed = frozenset(sources) if sources is not None else None
+                for value in values:
+                    if not may_assert(self.trust, attribute, value, allowed):
+                        item.fail(
+                            "values" if item.has("values") else "value",
+                            f"no source of this rule may assert {attribute} {value!r} "
+                            f"(outside every scope in trust)",
                         )
                 rules.append(
                     RoleRule(

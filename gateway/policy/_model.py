@@ -86,25 +86,42 @@ class Grant:
     purpose: str
     approvers: tuple[str, ...]
     nationality_exception: str | None = None
+    origin: str = "file"
 
 
 @dataclass(frozen=True, slots=True)
 class Suspension:
-    """A kill switch on one `dimension` value, active from `since` (inclusive) to `until`."""
+    """A kill switch on one `dimension` value, active from `since` (inclusive) to `until`.
+
+    `origin` says where it came from: "file" (the policy directory) or "api" (the admin
+    API, then `id` names it).
+    """
 
     dimension: SuspensionDimension
     value: str
     reason: str
     since: datetime
     until: datetime | None = None
+    origin: str = "file"
+    id: str | None = None
+
+
+ConflictRule = Literal["refuse", "allow"]
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Policy-wide settings."""
+    """Policy-wide settings.
+
+    `subject_conflict` and `organisation_conflict` say what happens when two credentials
+    of one request name different subjects, or assert different trusted organisations:
+    ``refuse`` (the default: a 401 ``identity.conflict``) or ``allow``.
+    """
 
     max_prerelease_lead: timedelta = timedelta(days=30)
     min_approvers: int = 2
+    subject_conflict: ConflictRule = "refuse"
+    organisation_conflict: ConflictRule = "refuse"
 
 
 @dataclass(frozen=True, slots=True)

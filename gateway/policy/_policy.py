@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
@@ -24,20 +25,24 @@ if TYPE_CHECKING:
 
     from ._model import Decision
 
-_EMPTY: frozenset[str] = frozenset()
-
 
 class Policy:
     """An immutable, validated policy. Build it with `load_policy()`.
 
     Everything is precomputed here so that `decide()` does a handful of dictionary
-    look-ups: trusted sources per attribute, roles per attribute value, grants by
-    (model, organisation), suspensions per dimension value.
+    look-ups: trusted sources per attribute (each with the values it may assert, None
+    for any value), roles per attribute value, grants by (model, organisation),
+    suspensions per dimension value. `warnings` are the loader's notes on a policy that
+    is valid but risky (a source trusted for organisation or role with any value).
     """
 
     __slots__ = (
         "_grants_by_model_organisation",
         "_roles_by_value",
+        "_static_grant_index",
+        "_static_grant_keys",
+        "_static_grants",
+        "_static_suspensions",
         "_suspensions",
         "_trust",
         "access_classes",
@@ -46,16 +51,18 @@ class Policy:
         "models",
         "role_rules",
         "settings",
+        "static_version",
         "suspensions",
         "trust",
         "version",
+        "warnings",
     )
 
     def __init__(
         self,
         *,
         settings: Settings,
-        trust: Mapping[str, Iterable[str]],
+        trust: Mapping[str, Mapping[str, Iterable[str] | None]],
         role_rules: Iterable[RoleRule],
         country_groups: Iterable[CountryGroup],
         access_classes: Iterable[AccessClass],
@@ -63,12 +70,26 @@ class Policy:
         grants: Iterable[Grant],
         suspensions: Iterable[Suspension],
         pause: Callable[[], None] | None = None,
+        warnings: Iterable[str] = (),
     ) -> None:
-        """Build the indexes; `pause`, if given, is called between steps of the work."""
+        """Build the indexes; `pause`, if given, is called between steps of the work.
+
+        `trust` maps an attribute name to its trusted sources, each with the values it
+        may assert (None: any value).
+        """
         pause = pause or _nothing
         self.settings = settings
-        self.trust: Mapping[str, frozenset[str]] = MappingProxyType(
-            {name: frozenset(sources) for name, sources in trust.items()}
+        self.warnings: tuple[str, ...] = tuple(warnings)
+        self.trust: Mapping[str, Mapping[str, frozenset[str] | None]] = MappingProxyType(
+            {
+                name: MappingProxyType(
+                    {
+                        source: frozenset(values) if values is not None else None
+                        for source, values in scopes.items()
+                    }
+                )
+                for name, scopes in trust.items()
+            }
         )
         self.role_rules: tuple[RoleRule, ...] = tuple(role_rules)
         self.country_groups: Mapping[str, CountryGroup] = MappingProxyType(
@@ -83,7 +104,9 @@ class Policy:
         self.grants: tuple[Grant, ...] = tuple(grants)
         self.suspensions: tuple[Suspension, ...] = tuple(suspensions)
 
-        self._trust: dict[str, frozenset[str]] = dict(self.trust)
+        self._trust: dict[str, dict[str, frozenset[str] | None]] = {
+            name: dict(scopes) for name, scopes in self.trust.items()
+        }
         roles_by_value: dict[tuple[str, str], list[tuple[str, frozenset[str] | None]]] = {}
         for rule in self.role_rules:
             for value in rule.values:
@@ -92,36 +115,64 @@ class Policy:
                 )
         self._roles_by_value = {key: tuple(entries) for key, entries in roles_by_value.items()}
         pause()
-        by_model_organisation: dict[tuple[str, str], list[Grant]] = {}
-        for grant in self.grants:
-            for model_id in grant.models:
-                by_model_organisation.setdefault((model_id, grant.organisation), []).append(grant)
-        self._grants_by_model_organisation = {
-            key: tuple(entries) for key, entries in by_model_organisation.items()
-        }
+        self._grants_by_model_organisation = grant_index(self.grants)
         pause()
-        suspensions_index: dict[str, dict[str, list[Suspension]]] = {
-            dimension: {}
-            for dimension in ("model", "access_class", "organisation", "subject", "country")
-        }
-        for suspension in self.suspensions:
-            values = (
-                self.country_groups[suspension.value].codes
-                if suspension.dimension == "country" and suspension.value in self.country_groups
-                else (suspension.value,)
-            )
-            for value in values:
-                suspensions_index[suspension.dimension].setdefault(value, []).append(suspension)
-        self._suspensions = {
-            dimension: {value: tuple(entries) for value, entries in index.items()}
-            for dimension, index in suspensions_index.items()
-        }
+        self._suspensions = _suspension_index(self.suspensions, self.country_groups)
         pause()
         self.version = hashlib.sha256(canonical_content(self, pause).encode()).hexdigest()
+        self.static_version = self.version
+        self._static_grants = self.grants
+        self._static_suspensions = self.suspensions
+        self._static_grant_index = self._grants_by_model_organisation
+        keys: dict[str, list[tuple[str, str]]] = {}
+        for grant in self.grants:
+            keys.setdefault(grant.id, []).extend(
+                (model, grant.organisation) for model in grant.models
+            )
+        self._static_grant_keys = {grant_id: tuple(found) for grant_id, found in keys.items()}
+
+    def with_dynamic(
+        self,
+        suspensions: Iterable[Suspension],
+        grants: Iterable[Grant],
+        grant_index: Mapping[tuple[str, str], tuple[Grant, ...]],
+        revoked: frozenset[str],
+        dynamic_version: str,
+    ) -> Policy:
+        """This policy with objects added at run time: more suspensions, more grants (and
+        their index by model and organisation, which the caller keeps up to date), and
+        file grants revoked early. The file policy's own indexes are copied, not rebuilt,
+        so a change costs in proportion to what was added at run time. The version
+        becomes SHA-256 of this version and `dynamic_version`."""
+        combined = copy.copy(self)
+        index = dict(self._static_grant_index)
+        for grant_id in revoked:
+            for key in self._static_grant_keys.get(grant_id, ()):
+                index[key] = tuple(grant for grant in index[key] if grant.id != grant_id)
+        for key, entries in grant_index.items():
+            index[key] = index.get(key, ()) + entries
+        combined._grants_by_model_organisation = index
+        combined.grants = (
+            *(grant for grant in self._static_grants if grant.id not in revoked),
+            *grants,
+        )
+        combined.suspensions = (*self._static_suspensions, *suspensions)
+        combined._suspensions = _suspension_index(combined.suspensions, self.country_groups)
+        combined.version = (
+            self.static_version
+            if not dynamic_version
+            else hashlib.sha256(f"{self.static_version}:{dynamic_version}".encode()).hexdigest()
+        )
+        return combined
 
     def is_trusted(self, attribute: Attribute) -> bool:
-        """Whether the policy trusts `attribute.source` to assert `attribute.name`."""
-        return attribute.source in self._trust.get(attribute.name, _EMPTY)
+        """Whether the policy trusts `attribute.source` to assert `attribute.name` with
+        `attribute.value` (the source is trusted for it and the value is in its scope)."""
+        scopes = self._trust.get(attribute.name)
+        if scopes is None or attribute.source not in scopes:
+            return False
+        values = scopes[attribute.source]
+        return values is None or attribute.value in values
 
     def decide(
         self, principal: Principal, action: str, model: str | None, now: datetime
@@ -143,6 +194,37 @@ class Policy:
 
 def _nothing() -> None:
     pass
+
+
+def grant_index(grants: Iterable[Grant]) -> dict[tuple[str, str], tuple[Grant, ...]]:
+    """Grants by (model id, grantee organisation)."""
+    index: dict[tuple[str, str], list[Grant]] = {}
+    for grant in grants:
+        for model_id in grant.models:
+            index.setdefault((model_id, grant.organisation), []).append(grant)
+    return {key: tuple(entries) for key, entries in index.items()}
+
+
+def _suspension_index(
+    suspensions: Iterable[Suspension], groups: Mapping[str, CountryGroup]
+) -> dict[str, dict[str, tuple[Suspension, ...]]]:
+    """Suspensions by dimension and value (a country group suspends each of its codes)."""
+    index: dict[str, dict[str, list[Suspension]]] = {
+        dimension: {}
+        for dimension in ("model", "access_class", "organisation", "subject", "country")
+    }
+    for suspension in suspensions:
+        values = (
+            groups[suspension.value].codes
+            if suspension.dimension == "country" and suspension.value in groups
+            else (suspension.value,)
+        )
+        for value in values:
+            index[suspension.dimension].setdefault(value, []).append(suspension)
+    return {
+        dimension: {value: tuple(entries) for value, entries in by_value.items()}
+        for dimension, by_value in index.items()
+    }
 
 
 def canonical_content(policy: Policy, pause: Callable[[], None] | None = None) -> str:
@@ -170,12 +252,26 @@ def canonical_content(policy: Policy, pause: Callable[[], None] | None = None) -
             grant.nationality_exception,
         ]
 
+    settings: dict[str, Any] = {
+        "max_prerelease_lead_seconds": policy.settings.max_prerelease_lead.total_seconds(),
+        "min_approvers": policy.settings.min_approvers,
+    }
+    # Written only when not the default, so a policy that leaves them alone keeps the
+    # version it had before they existed.
+    for name in ("subject_conflict", "organisation_conflict"):
+        if getattr(policy.settings, name) != "refuse":
+            settings[name] = getattr(policy.settings, name)
     content: dict[str, Any] = {
-        "settings": {
-            "max_prerelease_lead_seconds": policy.settings.max_prerelease_lead.total_seconds(),
-            "min_approvers": policy.settings.min_approvers,
+        "settings": settings,
+        # A source trusted for any value is its bare name (as before scopes existed);
+        # a scoped source is [name, sorted values].
+        "trust": {
+            name: [
+                source if values is None else [source, sorted(values)]
+                for source, values in sorted(scopes.items())
+            ]
+            for name, scopes in policy.trust.items()
         },
-        "trust": {name: sorted(sources) for name, sources in policy.trust.items()},
         "roles": sorted(
             [
                 rule.role,

@@ -104,6 +104,9 @@ def _check(args: argparse.Namespace) -> int:
         f"classes, {len(policy.country_groups)} country groups, {len(policy.grants)} grants, "
         f"{len(policy.suspensions)} suspensions"
     )
+    # Valid but risky: said on every check, and the exit status stays 0.
+    for warning in policy.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import signal
 import threading
@@ -27,23 +28,42 @@ from ._policy import Policy
 
 @dataclass(frozen=True, slots=True)
 class ReloadOutcome:
-    """What one reload did. `trigger` is "sighup", "file_change" or "manual"."""
+    """What one reload did. `trigger` is "sighup", "file_change" or "manual"; `changed`
+    lists the policy files whose content changed since the last load, as (path relative
+    to the directory, SHA-256 of the new content or "" for a file removed)."""
 
     ok: bool
     old_version: str
     new_version: str | None
     error: str | None
     trigger: str
+    changed: tuple[tuple[str, str], ...] = ()
 
 
 class PolicyHolder:
-    """The policy in force. Read `current` once per request and keep using that object."""
+    """The policy in force. Read `current` once per request and keep using that object.
 
-    __slots__ = ("current", "last_error")
+    `static` is the policy the files say; `current` is it with what was added at run time
+    (the admin API), as built by `overlay` (identity when nothing was).
+    """
+
+    __slots__ = ("current", "last_error", "overlay", "static")
 
     def __init__(self, policy: Policy) -> None:
+        self.static: Policy = policy
         self.current: Policy = policy
         self.last_error: str | None = None
+        self.overlay: Callable[[Policy], Policy] | None = None
+
+    def set_static(self, policy: Policy) -> None:
+        """Swap in a newly loaded file policy (with the run-time objects on top)."""
+        self.static = policy
+        self.current = self.overlay(policy) if self.overlay is not None else policy
+
+    def set_overlay(self, overlay: Callable[[Policy], Policy] | None) -> None:
+        """Use `overlay` to add run-time objects to the file policy, and apply it now."""
+        self.overlay = overlay
+        self.set_static(self.static)
 
 
 class _Baton:
@@ -73,6 +93,20 @@ class _Baton:
             return
         self.event.wait(timeout=1.0)
         self.last = time.perf_counter_ns()
+
+
+def policy_file_hashes(directory: Path) -> dict[str, str]:
+    """SHA-256 of every policy file under `directory`, by path relative to it."""
+    hashes: dict[str, str] = {}
+    for path in sorted(directory.rglob("*")):
+        relative = path.relative_to(directory)
+        if relative.parts[0] == "tests":
+            continue  # policy test cases, not policy content
+        if path.is_file() and path.suffix in (".yaml", ".yml"):
+            with contextlib.suppress(OSError):
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                hashes[str(relative)] = digest
+    return hashes
 
 
 def _is_policy_file(change: watchfiles.Change, path: str) -> bool:
@@ -106,6 +140,7 @@ class PolicyWatcher:
         self._watch_task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[ReloadOutcome]] = set()
         self._signal_installed = False
+        self._hashes = policy_file_hashes(self.directory)
 
     async def start(self) -> None:
         """Install the SIGHUP handler (where the platform allows) and start watching files."""
@@ -148,9 +183,18 @@ class PolicyWatcher:
             except Exception as exc:  # noqa: BLE001 - a failed reload must keep the old policy
                 outcome = self._failed(old_version, f"unexpected {type(exc).__name__}", trigger)
             else:
-                self.holder.current = policy
+                self.holder.set_static(policy)
                 self.holder.last_error = None
-                outcome = ReloadOutcome(True, old_version, policy.version, None, trigger)
+                hashes = await asyncio.to_thread(policy_file_hashes, self.directory)
+                changed = tuple(
+                    (name, hashes.get(name, ""))
+                    for name in sorted(set(hashes) | set(self._hashes))
+                    if hashes.get(name) != self._hashes.get(name)
+                )
+                self._hashes = hashes
+                outcome = ReloadOutcome(
+                    True, old_version, self.holder.current.version, None, trigger, changed
+                )
         self._report(outcome)
         return outcome
 

@@ -15,7 +15,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from gateway.config import ConfigError
-from gateway.identity import Attribute, AuthenticationError, Authenticator, IdentitySettings
+from gateway.identity import (
+    Attribute,
+    AuthenticationError,
+    Authenticator,
+    Credential,
+    IdentitySettings,
+)
 from gateway.identity._rfc3739 import encode_directory_attributes
 from tests.identity.conftest import (
     NOW,
@@ -57,8 +63,9 @@ def _tls_scope(pem: str | None, token: str | None = None) -> dict[str, Any]:
 
 
 def _xfcc(pem: str) -> bytes:
+    digest = x509.load_pem_x509_certificate(pem.encode()).fingerprint(hashes.SHA256()).hex()
     return (
-        f'By=spiffe://gateway;Hash=abc;Cert="{quote(pem, safe="")}";'
+        f'By=spiffe://gateway;Hash={digest};Cert="{quote(pem, safe="")}";'
         f'Subject="CN=alice,O=US CAISI";URI=spiffe://client'
     ).encode()
 
@@ -305,6 +312,18 @@ async def test_forwarded_xfcc_from_a_trusted_proxy_is_accepted(
     )
 
 
+async def test_a_forwarded_header_seen_before_is_still_checked_against_now(
+    pki: Pki, make_authenticator: MakeAuthenticator
+) -> None:
+    authenticator = make_authenticator(_forwarding(pki, "xfcc", "x-forwarded-client-cert"))
+    scope = bearer_scope(None, client=(PROXY, 4000))
+    scope["headers"].append((b"x-forwarded-client-cert", _xfcc(pki.pem(pki.alice))))
+    await authenticator.authenticate(scope, now=NOW)
+    expires = x509.load_pem_x509_certificate(pki.alice.read_bytes()).not_valid_after_utc
+
+    assert await _reason(authenticator, scope, now=expires.timestamp() + 1) == "cert.expired"
+
+
 async def test_forwarded_urlencoded_pem_from_a_trusted_proxy_is_accepted(
     pki: Pki, make_authenticator: MakeAuthenticator
 ) -> None:
@@ -407,32 +426,26 @@ async def test_valid_certificate_does_not_rescue_an_invalid_token(
     assert await _reason(authenticator, _tls_scope(pki.pem(pki.alice), token)) == "token.expired"
 
 
-@pytest.mark.parametrize(
-    ("combine", "certificate", "reason"),
-    [
-        ({"require_same_subject": True}, "bob", "identity.mismatch"),
-        ({"require_same_organisation": True}, "bob", None),
-        ({"require_same_subject": True}, "alice", None),
-    ],
-)
-async def test_combine_checks_compare_token_and_certificate(
-    pki: Pki,
-    idp: FakeIdentityProvider,
-    make_authenticator: MakeAuthenticator,
-    combine: dict[str, bool],
-    certificate: str,
-    reason: str | None,
+async def test_token_and_certificate_keep_both_credentials_for_the_policy(
+    pki: Pki, idp: FakeIdentityProvider, make_authenticator: MakeAuthenticator
 ) -> None:
-    authenticator = make_authenticator(
-        _settings(pki, issuers=[issuer_config(idp)], combine=combine)
-    )
-    scope = _tls_scope(pki.pem(getattr(pki, certificate)), idp.token())
+    authenticator = make_authenticator(_settings(pki, issuers=[issuer_config(idp)]))
+    scope = _tls_scope(pki.pem(pki.bob), idp.token())
 
-    if reason is None:
-        principal = await authenticator.authenticate(scope, now=NOW)
-        assert principal.subject == "alice"
-    else:
-        assert reason == await _reason(authenticator, scope)
+    principal = await authenticator.authenticate(scope, now=NOW)
+
+    assert principal.subject == "alice"
+    assert principal.credentials == frozenset(
+        {Credential("oidc:agency-idp", "alice"), Credential("ca:agency", "bob")}
+    )
+
+
+def test_the_removed_combine_section_is_refused_with_where_it_went(pki: Pki) -> None:
+    with pytest.raises(ConfigError) as caught:
+        _settings(pki, combine={"require_same_subject": True})
+
+    assert caught.value.key == "identity.combine"
+    assert "credential_conflicts" in caught.value.message
 
 
 async def test_principal_json_holds_no_token_or_certificate(

@@ -10,6 +10,7 @@ import pytest
 
 from gateway.config import ConfigError, Section
 from gateway.identity import (
+    AuthenticationError,
     Authenticator,
     IdentitySettings,
     TlsHttpProtocol,
@@ -82,12 +83,48 @@ async def test_no_client_certificate_gives_an_empty_chain(pki: Pki) -> None:
     assert response.text == ""
 
 
-async def test_required_client_certificate_refuses_a_client_without_one(pki: Pki) -> None:
+async def test_required_client_certificate_lets_the_handshake_finish_for_an_http_401(
+    pki: Pki,
+) -> None:
+    # "required" is enforced by the Authenticator (cert.missing), so that a caller without
+    # a certificate gets an HTTP answer rather than a broken connection.
+    identity = _identity(pki)
+    authenticator = Authenticator(identity, require_certificate=True)
+    reasons = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        try:
+            await authenticator.authenticate(scope, now=NOW)
+        except AuthenticationError as exc:
+            reasons.append(exc.reason)
+        await send({"type": "http.response.start", "status": 401, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    server_context = build_server_ssl_context(_tls_settings(pki, "required"), identity)
+    try:
+        async with (
+            serve_asgi(app, ssl=server_context, http=TlsHttpProtocol) as url,
+            httpx.AsyncClient(verify=_client_context(pki, with_certificate=False)) as client,
+        ):
+            response = await client.get(url)
+    finally:
+        await authenticator.aclose()
+
+    assert (response.status_code, reasons) == (401, ["cert.missing"])
+
+
+async def test_required_client_certificate_still_refuses_an_untrusted_one_in_the_handshake(
+    pki: Pki,
+) -> None:
     server_context = build_server_ssl_context(_tls_settings(pki, "required"), _identity(pki))
+    client_context = ssl.create_default_context(cafile=str(pki.agency))
+    client_context.load_cert_chain(str(pki.mallory), str(pki.root / "mallory-key.pem"))
 
     async with (
         serve_asgi(_echo_tls, ssl=server_context, http=TlsHttpProtocol) as url,
-        httpx.AsyncClient(verify=_client_context(pki, with_certificate=False)) as client,
+        httpx.AsyncClient(verify=client_context) as client,
     ):
         with pytest.raises(httpx.TransportError):
             await client.get(url)
@@ -128,7 +165,7 @@ def test_context_accepts_the_whole_gateway_settings(pki: Pki) -> None:
 
     context = build_server_ssl_context(Settings())
 
-    assert (ssl.CERT_REQUIRED, ssl.TLSVersion.TLSv1_2) == (
+    assert (ssl.CERT_OPTIONAL, ssl.TLSVersion.TLSv1_2) == (
         context.verify_mode,
         context.minimum_version,
     )

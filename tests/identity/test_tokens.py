@@ -136,8 +136,40 @@ async def test_alg_none_is_refused(authenticator: Authenticator) -> None:
     assert await _reason(authenticator, token) == "token.algorithm_not_allowed"
 
 
-async def test_alg_none_with_an_empty_signature_is_refused(authenticator: Authenticator) -> None:
-    token = _unsigned({"alg": "none"}, _claims(), b"x").rsplit(".", 1)[0] + "."
+def _header_segment(algorithm: str) -> str:
+    return _b64(json.dumps({"alg": algorithm, "typ": "JWT"}).encode())
+
+
+@pytest.mark.parametrize("algorithm", ["none", "None", "NONE", "HS256", "RSA-OAEP", "ES512", ""])
+@pytest.mark.parametrize(
+    "rest",
+    [
+        "{payload}.",  # empty signature
+        "{payload}",  # no signature part at all
+        "{payload}.{signature}.extra",  # too many parts
+        "{payload}.{signature}..",
+        "{payload}.!!!",  # not base64url
+        "{payload}.a",  # a base64url length that cannot exist
+        ".",  # empty payload and signature
+        "!!!.{signature}",  # payload not base64url
+        "{payload}.{signature}",  # well formed
+        "e30.e30.e30.e30",  # five parts, as a JWE
+    ],
+)
+async def test_an_algorithm_outside_the_allow_list_is_refused_as_such_whatever_the_shape(
+    authenticator: Authenticator, algorithm: str, rest: str
+) -> None:
+    payload = _b64(json.dumps(_claims()).encode())
+    token = _header_segment(algorithm) + "." + rest.format(payload=payload, signature="c2ln")
+
+    assert await _reason(authenticator, token) == "token.algorithm_not_allowed"
+
+
+@pytest.mark.parametrize("header", [{}, {"alg": None}, {"alg": 256}, {"alg": ["RS256"]}])
+async def test_a_header_without_an_algorithm_name_is_malformed(
+    authenticator: Authenticator, header: dict[str, object]
+) -> None:
+    token = _unsigned(header, _claims(), b"sig")
 
     assert await _reason(authenticator, token) == "token.malformed"
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from gateway.identity.principal import Attribute
+from gateway.identity.principal import Attribute, Principal
 from gateway.policy import Decision, Policy, decide, visible_models
 
 from .conftest import at, person
@@ -108,9 +108,11 @@ def test_nationality_from_an_untrusted_source_is_ignored_and_recorded(example: P
     assert "attribute.untrusted_source[nationality:oidc:corp-idp]" in decision.rules
 
 
-def test_is_trusted_follows_the_trust_section(example: Policy) -> None:
+def test_is_trusted_follows_the_trust_section_and_its_scopes(example: Policy) -> None:
     assert example.is_trusted(Attribute("nationality", "US", "ca:corp"))
-    assert example.is_trusted(Attribute("organisation", "X", "oidc:corp-idp"))
+    assert example.is_trusted(Attribute("organisation", "Globex Corp", "oidc:corp-idp"))
+    assert not example.is_trusted(Attribute("organisation", "US CAISI", "oidc:corp-idp"))
+    assert not example.is_trusted(Attribute("role", "evaluator", "ca:corp"))
     assert not example.is_trusted(Attribute("nationality", "US", "oidc:corp-idp"))
     assert not example.is_trusted(Attribute("residence", "US", "oidc:agency-idp"))
 
@@ -190,7 +192,7 @@ def test_unknown_action_is_denied(example: Policy) -> None:
 
 
 def test_naive_instant_is_a_policy_error(example: Policy) -> None:
-    decision = decide(example, CAISI, "model.invoke", "muse-1", datetime(2026, 12, 20))
+    decision = decide(example, CAISI, "audit.read", None, datetime(2026, 12, 20))
     assert (decision.allowed, decision.reason, decision.error_code) == (
         False,
         "policy.error",
@@ -200,8 +202,45 @@ def test_naive_instant_is_a_policy_error(example: Policy) -> None:
 
 def test_any_exception_during_evaluation_is_a_denial(example: Policy) -> None:
     broken = object.__new__(type(example))  # a Policy whose indexes were never built
-    decision = decide(broken, CAISI, "model.invoke", "muse-1", INSIDE)
+    decision = decide(broken, CAISI, "audit.read", None, INSIDE)
     assert (decision.allowed, decision.reason, decision.status) == (False, "policy.error", 403)
+
+
+def _unreadable_principal() -> Principal:
+    # Evaluating it raises: its attributes are not a set of attributes.
+    return Principal("x", "ca:agency", attributes=None)  # type: ignore[arg-type]
+
+
+def test_an_error_on_a_model_the_caller_may_not_see_answers_like_an_unknown_model(
+    example: Policy,
+) -> None:
+    hidden = decide(example, _unreadable_principal(), "model.invoke", "muse-spark-2", INSIDE)
+    unknown = decide(example, CUSTOMER, "model.invoke", "no-such-model", INSIDE)
+    assert (hidden.allowed, hidden.reason) == (False, "policy.error")
+    assert (hidden.status, hidden.error_code) == (unknown.status, unknown.error_code)
+
+
+def test_an_error_on_a_released_model_is_a_policy_error(example: Policy) -> None:
+    decision = decide(example, _unreadable_principal(), "model.invoke", "muse-1", INSIDE)
+    assert (decision.reason, decision.status, decision.error_code) == (
+        "policy.error",
+        403,
+        "policy_error",
+    )
+
+
+def test_an_error_that_leaves_the_model_in_doubt_answers_like_an_unknown_model(
+    example: Policy,
+) -> None:
+    broken = object.__new__(type(example))
+    naive = decide(example, CAISI, "model.invoke", "muse-1", datetime(2026, 12, 20))
+    unbuilt = decide(broken, CAISI, "model.list", "muse-1", INSIDE)
+    assert (naive.reason, naive.status, naive.error_code) == (
+        "policy.error",
+        404,
+        "model_not_found",
+    )
+    assert (unbuilt.reason, unbuilt.status) == ("policy.error", 404)
 
 
 def test_decide_method_equals_function(example: Policy) -> None:

@@ -7,6 +7,7 @@ def test_exported_members_are_pinned() -> None:
         "AccessClass",
         "CountryGroup",
         "Decision",
+        "DynamicObjects",
         "Grant",
         "Model",
         "ModelWindow",
@@ -24,6 +25,8 @@ def test_exported_members_are_pinned() -> None:
         "decide",
         "load_policy",
         "model_windows",
+        "parse_grant",
+        "parse_suspension",
         "visible_models",
     ]
 
