@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # four workers keep two cores busy; `make test TEST_WORKERS=0` runs in one process.
 TEST_WORKERS ?= 4
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench lint clean chromium screenshots
 
 # pip speaks for itself here (no -q): a first install downloads for about a minute.
 $(VENV)/.installed: pyproject.toml
@@ -22,11 +22,29 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed
 	$(BIN)/python -m gateway.demo $(if $(AT),-- '$(AT)')
 
-test: $(VENV)/.installed
+# The console's browser tests drive Debian's chromium through Playwright; Playwright never
+# downloads a browser of its own. Installed quietly (as root, or with sudo) when missing.
+CHROMIUM := /usr/bin/chromium
+
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  echo "make: installing Debian's chromium for the console's browser tests"; \
+	  sudo=""; [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo="sudo"; \
+	  $$sudo apt-get install -y -q chromium >/dev/null 2>&1 \
+	    || { $$sudo apt-get update -q >/dev/null 2>&1 \
+	         && $$sudo apt-get install -y -q chromium >/dev/null 2>&1; }; \
+	  [ -x $(CHROMIUM) ] || { echo "make: could not install chromium (apt-get install chromium)" >&2; exit 1; }; \
+	fi
+
+test: $(VENV)/.installed chromium
 	$(BIN)/ruff check gateway tests bench examples
 	$(BIN)/ruff format --check gateway tests bench examples
 	$(BIN)/mypy
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal
+
+# Pictures of the console's main pages for docs/console/ (a test gateway, headless chromium).
+screenshots: $(VENV)/.installed chromium
+	$(BIN)/python -m tests.console.screenshots docs/console
 
 bench: $(VENV)/.installed
 	bash bench/run

@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from gateway.identity import AuthenticationError, Principal
 from gateway.inference import WWW_AUTHENTICATE
@@ -371,9 +371,10 @@ class AnyMethod:
         await response(scope, receive, send)
 
 
-def routes() -> list[Route]:
+def routes() -> list[BaseRoute]:
     from gateway.admin.api import admin_routes
     from gateway.auditor_api import auditor_routes
+    from gateway.console import console_routes
 
     return [
         Route("/healthz", healthz),
@@ -383,6 +384,7 @@ def routes() -> list[Route]:
         Route("/v1/models/{model:path}", AnyMethod(read_model)),
         Route("/v1/whoami", AnyMethod(whoami)),
         *auditor_routes(),
+        *console_routes(),
         *admin_routes(),
         Route("/{path:path}", AnyMethod(unknown_route)),
     ]

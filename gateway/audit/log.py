@@ -454,6 +454,20 @@ class AuditLog:
         latest, lines = await self._read(read)
         return None if latest is None else attach_cosignatures(latest.note, lines)
 
+    async def checkpoint_history(
+        self, before: int | None = None, limit: int = 20
+    ) -> tuple[int, list[StoredCheckpoint]]:
+        """The committed tree size and at most `limit` stored checkpoints smaller than
+        `before` (None: the newest ones), largest first, read in one snapshot."""
+        if limit < 1:
+            raise RecordError("limit must be at least 1")
+
+        def read(store: AuditStore) -> tuple[int, list[StoredCheckpoint]]:
+            with store.snapshot():
+                return store.head().tree_size, store.checkpoints_before(before, limit)
+
+        return await self._read(read)
+
     async def query(
         self, filters: RecordFilter, after_index: int = -1, limit: int = 100
     ) -> list[tuple[int, bytes]]:

@@ -53,6 +53,8 @@ def walkthrough(port: int, at: datetime | None, store: Path) -> str:
    edit policies/suspensions.yaml (the gateway reloads on save, or on SIGHUP)
 
  As an AUDITOR (audra)
+   the console: {url}/audit/ in a browser holding audra's certificate
+   (README, "As an auditor"); pin the key in certs/dev/audit-signing.pub
    {curl("audra")} {url}/v1/audit/checkpoint
    {curl("audra")} '{url}/v1/audit/records?decision=deny&limit=5'
    .venv/bin/gateway audit verify --store {store} --key certs/dev/audit-signing.pub

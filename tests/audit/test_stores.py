@@ -123,6 +123,36 @@ async def test_a_log_continues_across_processes_and_restarts(
     await again.stop()
 
 
+async def test_checkpoint_history_pages_from_the_newest_checkpoint_down(
+    settings: AuditSettings, location: Path | str
+) -> None:
+    settings = _settings(settings, location)
+    log = AuditLog(settings)
+    await log.start()
+    for n in range(60):  # a checkpoint is due every 10 records (the settings)
+        await log.append(make_record(n))
+    await log.stop()  # the signer runs after appends return: let it finish, then read
+    log = AuditLog(settings)
+    await log.start()
+    size, everything = await log.checkpoint_history(limit=1000)
+    assert size == 60
+    assert len(everything) >= 2  # at 60 (the final one) and before it
+    sizes = [checkpoint.tree_size for checkpoint in everything]
+    assert sizes == sorted(set(sizes), reverse=True)
+    assert sizes[0] <= size
+    paged: list[int] = []
+    before = None
+    while True:
+        _, page = await log.checkpoint_history(before, limit=2)
+        assert len(page) <= 2
+        if not page:
+            break
+        paged.extend(checkpoint.tree_size for checkpoint in page)
+        before = page[-1].tree_size
+    assert paged == sizes
+    await log.stop()
+
+
 def test_copy_moves_a_log_byte_for_byte_between_store_kinds(
     settings: AuditSettings, verifier_file: Path, tmp_path: Path
 ) -> None:

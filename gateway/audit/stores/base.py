@@ -186,6 +186,9 @@ class AuditStore(Protocol):
     def latest_checkpoint(self) -> StoredCheckpoint | None:
         """The checkpoint with the largest tree, or None."""
 
+    def checkpoints_before(self, tree_size: int | None, limit: int) -> list[StoredCheckpoint]:
+        """At most `limit` checkpoints smaller than `tree_size` (None: all), largest first."""
+
     def query(
         self, record_filter: RecordFilter, after_index: int, limit: int
     ) -> list[StoredRecord]:

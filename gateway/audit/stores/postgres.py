@@ -323,6 +323,14 @@ class PostgresAuditStore:
         )
         return [_checkpoint(row) for row in rows]
 
+    def checkpoints_before(self, tree_size: int | None, limit: int) -> list[StoredCheckpoint]:
+        rows = self._read(
+            "SELECT tree_size, root_hash, note, created_us FROM checkpoints"
+            " WHERE tree_size < %s ORDER BY tree_size DESC LIMIT %s",
+            (tree_size if tree_size is not None else 1 << 62, limit),
+        )
+        return [_checkpoint(row) for row in rows]
+
     def latest_checkpoint(self) -> StoredCheckpoint | None:
         try:
             return self._latest()
