@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.identity import Principal
 from gateway.policy import Decision, Policy
-from gateway.proxy import ForwardResult
+
+if TYPE_CHECKING:  # only a type here; importing the proxy would load aiohttp for every CLI
+    from gateway.proxy import ForwardResult
 
 
 def timestamp(now: float) -> str:
