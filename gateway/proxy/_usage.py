@@ -102,19 +102,42 @@ def usage_from_json(body: bytes) -> Usage | None:
     return usage_from_value(document.get("usage")) if isinstance(document, dict) else None
 
 
-class JsonUsage:
-    """Usage from a JSON answer relayed chunk by chunk, whatever its size."""
+# Answers up to this size are kept and decoded whole rather than scanned.
+_KEEP_LIMIT = 256 << 10
 
-    __slots__ = ("_scanner",)
+
+class JsonUsage:
+    """Usage from a JSON answer relayed chunk by chunk, whatever its size.
+
+    An answer of up to `_KEEP_LIMIT` bytes (nearly all of them) is kept and decoded once
+    at the end, which is far cheaper than scanning it; a longer one is scanned as it
+    passes, in bounded memory."""
+
+    __slots__ = ("_kept", "_scanner", "_size")
 
     def __init__(self) -> None:
-        self._scanner = MemberScanner((_TOP,))
+        self._kept: list[bytes] | None = []
+        self._size = 0
+        self._scanner: MemberScanner | None = None
 
     def feed(self, chunk: bytes) -> None:
+        if self._kept is not None:
+            self._size += len(chunk)
+            if self._size <= _KEEP_LIMIT:
+                self._kept.append(chunk)
+                return
+            self._scanner = MemberScanner((_TOP,))
+            for kept in self._kept:
+                self._scanner.feed(kept)
+            self._kept = None
+        assert self._scanner is not None
         self._scanner.feed(chunk)
 
     @property
     def usage(self) -> Usage | None:
+        if self._kept is not None:
+            return usage_from_json(b"".join(self._kept))
+        assert self._scanner is not None
         return _from_raw(self._scanner.values.get(_TOP))
 
 
