@@ -15,7 +15,7 @@ from gateway.audit.errors import (
 )
 from gateway.audit.jcs import canonicalize
 from gateway.audit.keys import generate_keys, load_hmac_key, load_signer, load_verifier
-from gateway.audit.log import AuditLog, StoreFactory
+from gateway.audit.log import AuditLog, AuditStatistics, StoreFactory
 from gateway.audit.note import (
     Checkpoint,
     NoteSigner,
@@ -52,6 +52,7 @@ __all__ = [
     "KINDS",
     "AuditError",
     "AuditLog",
+    "AuditStatistics",
     "AuditSettings",
     "AuditStore",
     "AuditUnavailable",

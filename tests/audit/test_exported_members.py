@@ -6,6 +6,7 @@ def test_audit_exports_exactly_its_public_api() -> None:
         "KINDS",
         "AuditError",
         "AuditLog",
+        "AuditStatistics",
         "AuditSettings",
         "AuditStore",
         "AuditUnavailable",
