@@ -32,6 +32,8 @@ from gateway.records import event_record
 from gateway.responses import Receive, Scope, Send
 from gateway.settings import Settings
 from gateway.state import Gateway
+from gateway.telemetry import MetricsListener, Sources, Telemetry
+from gateway.workers import supervised
 
 
 class GatewayApp:
@@ -67,6 +69,27 @@ def build_app(
     audit = AuditLog(settings.audit, clock=clock)
     pool = UpstreamPool(list(settings.upstreams))
     digests = BodyDigest(load_hmac_key(settings.audit.hmac_key))
+    control_routes = routes()
+    probe = UpstreamProbe(settings.upstreams, settings.readiness, logger)
+    telemetry = Telemetry(
+        settings.metrics,
+        settings.tracing,
+        routes=[*INFERENCE_PATHS, *(r.path for r in control_routes if not r.path.startswith("/{"))],
+        models=settings.routes,
+        upstreams=[u.name for u in settings.upstreams],
+        logger=logger,
+    )
+    # With --workers the supervisor serves every worker's metrics; each worker only writes.
+    listener = (
+        MetricsListener(
+            settings.metrics.host,
+            settings.metrics.port,
+            telemetry.registry,
+            store=settings.audit.store,
+        )
+        if settings.metrics.host is not None and not supervised()
+        else None
+    )
     gateway = Gateway(
         authenticator=Authenticator(
             settings.identity,
@@ -82,13 +105,14 @@ def build_app(
         upstreams={u.name: u for u in settings.upstreams},
         max_body_bytes=settings.max_body_bytes,
         clock=clock,
-        probe=UpstreamProbe(settings.upstreams, settings.readiness, logger),
+        probe=probe,
         private_headers=frozenset(
             {settings.identity.forwarded_certificate.header.lower()}
             if settings.identity.forwarded_certificate is not None
             else ()
         ),
         issuer_sources={issuer.issuer: issuer.source for issuer in settings.identity.issuers},
+        telemetry=telemetry,
         logger=logger,
     )
     handshakes = HandshakeEvidence(
@@ -102,6 +126,7 @@ def build_app(
     pending: set[asyncio.Task[Any]] = set()
 
     def on_reload(outcome: ReloadOutcome) -> None:
+        telemetry.policy_reloaded(outcome.ok)
         record = event_record(
             clock(),
             "policy_reload",
@@ -157,6 +182,18 @@ def build_app(
             await pool.start()
             await gateway.probe.start()
             await watcher.start()
+            await telemetry.start(
+                Sources(
+                    audit=audit.statistics,
+                    audit_unavailable=lambda: audit.unavailable_reason,
+                    upstreams=probe.reachability,
+                    policy=lambda: holder.current,
+                    policy_reload_failed=lambda: holder.last_error is not None,
+                )
+            )
+            if listener is not None:
+                listener.start()
+                _log_listener(listener, settings, logger)
             _check_routes(gateway, logger)
             # Objects built at start-up live as long as the process: keep the collector
             # from walking them again and again (a full pass stalls the loop for ~15 ms).
@@ -170,6 +207,8 @@ def build_app(
             _log_policy_warnings(holder, logger)
             yield
         finally:
+            if listener is not None:
+                listener.stop()
             await watcher.stop()
             if gateway.control is not None:
                 await gateway.control.stop()
@@ -181,12 +220,24 @@ def build_app(
             if http is None:
                 await control_client.aclose()
             await handshakes.close()  # its summaries are records: before the log stops
+            await telemetry.stop()
             await audit.stop()
             logger.info("gateway.stopped")
 
-    control = Starlette(routes=routes(), lifespan=lifespan)
+    control = Starlette(routes=control_routes, lifespan=lifespan)
     control.state.gateway = gateway
     return GatewayApp(gateway, control, handshakes)
+
+
+def _log_listener(listener: MetricsListener, settings: Settings, logger: Any) -> None:
+    logger.info("metrics.listening", host=listener.host, port=listener.port)
+    if not settings.metrics.loopback:
+        logger.warning(
+            "metrics.exposed",
+            host=listener.host,
+            detail="metrics are served without credentials beyond this host: restrict the "
+            "network, or listen on 127.0.0.1 behind an authenticating proxy",
+        )
 
 
 def _check_routes(gateway: Gateway, logger: Any) -> None:

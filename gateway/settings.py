@@ -6,7 +6,7 @@ Every key is documented in docs/configuration.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -17,6 +17,7 @@ from gateway.identity import IdentitySettings, TlsSettings
 from gateway.policy import PolicySettings
 from gateway.proxy import Route, UpstreamSettings
 from gateway.readiness import ReadinessSettings
+from gateway.telemetry import MetricsSettings, TracingSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,8 @@ class Settings:
     log_level: str
     source: str
     readiness: ReadinessSettings
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    tracing: TracingSettings = field(default_factory=TracingSettings)
 
     @classmethod
     def from_section(cls, top: Section) -> Settings:
@@ -47,6 +50,8 @@ class Settings:
             "audit",
             "log",
             "readiness",
+            "metrics",
+            "tracing",
         )
         listen = top.section("listen")
         listen.reject_unknown("host", "port")
@@ -82,6 +87,8 @@ class Settings:
             log_level=log.choice("level", ("debug", "info", "warning", "error"), "info"),
             source=top.file,
             readiness=ReadinessSettings.from_section(top.section("readiness")),
+            metrics=MetricsSettings.from_section(top.section("metrics")),
+            tracing=TracingSettings.from_section(top.section("tracing")),
         )
 
 

@@ -15,6 +15,11 @@ from gateway.policy import PolicyHolder
 from gateway.proxy import Forwarder, Route, UpstreamPool, UpstreamSettings
 from gateway.readiness import UpstreamProbe
 from gateway.records import PrincipalRecords
+from gateway.telemetry import MetricsSettings, Telemetry, TracingSettings
+
+
+def _no_telemetry() -> Telemetry:
+    return Telemetry(MetricsSettings(), TracingSettings(), routes=(), models=())
 
 
 @dataclass(slots=True)
@@ -39,6 +44,8 @@ class Gateway:
     principals: PrincipalRecords = field(default_factory=PrincipalRecords)
     # Objects added at run time (the admin API), once the lifespan has started them.
     control: LiveControl | None = None
+    # Metrics and traces (off unless configured); see gateway.telemetry for what to record.
+    telemetry: Telemetry = field(default_factory=_no_telemetry)
     logger: Any = field(default_factory=get_logger)
 
     async def record(self, record: dict[str, Any]) -> int | None:

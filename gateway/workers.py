@@ -29,12 +29,14 @@ from typing import Any
 
 from gateway.logs import configure_logging, get_logger
 from gateway.settings import Settings
+from gateway.telemetry import MetricsListener, MultiprocessDirectory
 
-__all__ = ["Supervisor", "bind_socket", "worker_identity"]
+__all__ = ["Supervisor", "bind_socket", "supervised", "worker_identity"]
 
 CRASH_WINDOW = 5.0
 MAX_BACKOFF = 30.0
 STOP_TIMEOUT = 20.0
+_WORKER_VARIABLE = "GATEWAY_WORKER"
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -53,7 +55,7 @@ def _run_worker(config: str, sock: socket.socket, index: int, log_level: str) ->
     from gateway.server import serve
     from gateway.settings import load_settings
 
-    os.environ["GATEWAY_WORKER"] = str(index)
+    os.environ[_WORKER_VARIABLE] = str(index)
     configure_logging(log_level)
     # The supervisor handles Ctrl-C in a terminal; a worker stops when the supervisor says.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -81,9 +83,40 @@ class Supervisor:
         self._reload = False
         self._workers: dict[int, _Worker] = {}
         self._waiting: dict[int, tuple[float, float]] = {}  # index -> (start at, backoff)
+        self._metrics: MultiprocessDirectory | None = None
 
     def run(self) -> int:
-        """Serve until SIGTERM/SIGINT; returns the exit status."""
+        """Serve until SIGTERM/SIGINT; returns the exit status (3: a port cannot be bound)."""
+        metrics = self.settings.metrics
+        listener = None
+        if metrics.host is not None:
+            # Before any worker starts: each inherits the directory and writes its files there.
+            self._metrics = MultiprocessDirectory()
+            listener = MetricsListener(
+                metrics.host,
+                metrics.port,
+                self._metrics.registry(),
+                store=self.settings.audit.store,
+            )
+        try:
+            if listener is not None:
+                try:
+                    listener.start()
+                except OSError as exc:
+                    self.logger.error(
+                        "metrics.bind_failed", host=metrics.host, port=metrics.port, error=str(exc)
+                    )
+                    return 3
+                self.logger.info("metrics.listening", host=listener.host, port=listener.port)
+            return self._serve()
+        finally:
+            if listener is not None:
+                listener.stop()
+            if self._metrics is not None:
+                self._metrics.close()
+                self._metrics = None
+
+    def _serve(self) -> int:
         sock = bind_socket(self.settings.host, self.settings.port)
         previous = {
             number: signal.signal(number, self._on_signal)
@@ -147,6 +180,8 @@ class Supervisor:
                 restart_in_seconds=backoff,
             )
             del self._workers[index]
+            if self._metrics is not None and worker.process.pid is not None:
+                self._metrics.process_exited(worker.process.pid)
             self._waiting[index] = (now + backoff, backoff)
         for index, (start_at, backoff) in list(self._waiting.items()):
             if now >= start_at:
@@ -173,7 +208,12 @@ class Supervisor:
         return status
 
 
+def supervised() -> bool:
+    """Whether this process is a worker of `gateway serve --workers N`."""
+    return _WORKER_VARIABLE in os.environ
+
+
 def worker_identity() -> dict[str, Any]:
     """Which worker this process is (for /readyz and metrics): index and pid."""
-    index = os.environ.get("GATEWAY_WORKER")
+    index = os.environ.get(_WORKER_VARIABLE)
     return {"index": int(index) if index is not None else 0, "pid": os.getpid()}
