@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import importlib.util
 import ipaddress
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from gateway.config import Section
 
 __all__ = ["MetricsSettings", "TracingSettings", "parse_listen"]
+
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.\-]{0,252}[A-Za-z0-9])?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,8 @@ def parse_listen(text: str) -> tuple[str, int]:
             raise ValueError(f"not an IPv6 address: {host}") from None
     elif ":" in host:
         raise ValueError("an IPv6 address is written in brackets, e.g. [::1]:9102")
+    elif _HOST.fullmatch(host) is None:
+        raise ValueError(f"not a host name or address: {host}")
     port = int(port_text)
     if port > 65535:
         raise ValueError("the port must be at most 65535")

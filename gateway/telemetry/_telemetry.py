@@ -23,7 +23,13 @@ from prometheus_client import CollectorRegistry
 
 from gateway.audit import AuditStatistics
 from gateway.policy import Decision, Policy
-from gateway.telemetry._labels import NAME_PATTERN, REASON_PATTERN, BoundedLabel, PolicyLabels
+from gateway.telemetry._labels import (
+    NAME_PATTERN,
+    OTHER,
+    REASON_PATTERN,
+    BoundedLabel,
+    PolicyLabels,
+)
 from gateway.telemetry._metrics import STAGE_BUCKETS, STAGES, GatewayMetrics, add_to_histogram
 from gateway.telemetry._settings import MetricsSettings, TracingSettings
 
@@ -182,7 +188,8 @@ class Telemetry:
         """Count an answered control-plane call; `route` is the route's path template."""
         if self._metrics is None:
             return
-        key = (self._routes(route), status if 100 <= status <= 599 else 0, self._reasons(reason))
+        label = self._routes(route) if route is not None else OTHER  # no route matched
+        key = (label, status if 100 <= status <= 599 else 0, self._reasons(reason))
         self._requests[key] = self._requests.get(key, 0) + 1
 
     def policy_reloaded(self, ok: bool) -> None:
