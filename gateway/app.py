@@ -192,7 +192,13 @@ def build_app(
                 )
             )
             if listener is not None:
-                listener.start()
+                try:
+                    listener.start()
+                except OSError:
+                    logger.error(
+                        "metrics.bind_failed", host=listener.host, port=listener.requested_port
+                    )
+                    raise
                 _log_listener(listener, settings, logger)
             _check_routes(gateway, logger)
             # Objects built at start-up live as long as the process: keep the collector
