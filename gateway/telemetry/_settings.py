@@ -104,7 +104,7 @@ class TracingSettings:
                     "otlp_endpoint",
                     "must not carry credentials; set OTEL_EXPORTER_OTLP_TRACES_HEADERS instead",
                 )
-            if importlib.util.find_spec("opentelemetry.exporter.otlp.proto.http") is None:
+            if not _tracing_installed():
                 section.fail(
                     "otlp_endpoint",
                     "tracing needs the tracing extra: pip install 'model-access-gateway[tracing]'",
@@ -118,3 +118,10 @@ class TracingSettings:
             sample_ratio=ratio,
             export_timeout_seconds=section.number("export_timeout_seconds", 10.0, minimum=0.1),
         )
+
+
+def _tracing_installed() -> bool:
+    try:
+        return importlib.util.find_spec("opentelemetry.exporter.otlp.proto.http") is not None
+    except (ImportError, ValueError):  # a parent package missing, or blocked
+        return False

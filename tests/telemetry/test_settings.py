@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from gateway.config import ConfigError, Section
 from gateway.readiness import ReadinessSettings
 from gateway.telemetry import MetricsSettings, TracingSettings
 from gateway.telemetry._settings import parse_listen
+from tests.harness import REPO
 
 
 def metrics(data: object) -> MetricsSettings:
@@ -121,3 +124,25 @@ def test_readiness_may_bound_the_checkpoint_age() -> None:
         ReadinessSettings.from_section(
             Section({"max_checkpoint_age_seconds": 0}, "gateway.yaml", "readiness", Path("."))
         )
+
+
+def test_tracing_without_the_extra_installed_is_a_configuration_error() -> None:
+    program = (
+        "import sys\n"
+        "sys.modules['opentelemetry'] = None  # as if the tracing extra were not installed\n"
+        "from pathlib import Path\n"
+        "from gateway.config import ConfigError, Section\n"
+        "from gateway.telemetry import TracingSettings\n"
+        "data = {'otlp_endpoint': 'http://127.0.0.1:4318/v1/traces'}\n"
+        "try:\n"
+        "    TracingSettings.from_section(Section(data, 'gateway.yaml', 'tracing', Path('.')))\n"
+        "except ConfigError as exc:\n"
+        "    print(exc)\n"
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert finished.stdout.strip() == (
+        "gateway.yaml: tracing.otlp_endpoint: tracing needs the tracing extra: "
+        "pip install 'model-access-gateway[tracing]'"
+    ), finished.stderr
