@@ -8,8 +8,8 @@ most once per `STORE_READ_INTERVAL`: one read for the whole log, whichever proce
 wrote it.
 
 The listener is a small threaded HTTP server (wsgiref, as prometheus-client's own);
-it answers `GET /metrics` and 404 for anything else, and drops a connection idle for
-`IDLE_TIMEOUT` seconds.
+it answers `GET /metrics` (404 for other paths, 405 for other methods), and drops a
+connection idle for `IDLE_TIMEOUT` seconds.
 """
 
 from __future__ import annotations
@@ -154,6 +154,9 @@ class MetricsListener:
             if environ.get("PATH_INFO") != "/metrics":
                 start_response("404 Not Found", [("Content-Type", "text/plain")])
                 return [b"Not found: metrics are at /metrics\n"]
+            if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+                start_response("405 Method Not Allowed", [("Allow", "GET, HEAD")])
+                return [b"Method not allowed\n"]
             result: Iterable[bytes] = metrics(environ, start_response)
             return result
 

@@ -136,6 +136,7 @@ class Telemetry:
         # Already published: cumulative audit counters, the policy version shown.
         self._audit_published = (0, 0)
         self._policy_version: str | None = None
+        self._failures: set[str] = set()
 
     @property
     def enabled(self) -> bool:
@@ -148,6 +149,12 @@ class Telemetry:
         """Count an answered inference request that began at `started` (perf_counter_ns)."""
         if not self._active:
             return
+        try:
+            self._request(exchange, started)
+        except Exception as exc:  # noqa: BLE001 - metrics must never break a request
+            self._failed("telemetry.request_failed", exc)
+
+    def _request(self, exchange: RequestView, started: int) -> None:
         ended = time.perf_counter_ns()
         status = exchange.status if 100 <= exchange.status <= 599 else 0
         route = self._routes(exchange.route)
@@ -202,7 +209,9 @@ class Telemetry:
 
         Call it with the grant's total as the quota counter knows it (shared by every
         process), whenever it changes; `limit` is the quota over the grant's window.
-        A grant the current policy does not name is reported as `other`.
+        A grant the current policy does not name is reported as `other`. Cheap (a
+        dictionary write; published with the rest once a second); ignored before the
+        gateway has started.
         """
         if self._metrics is None or self._sources is None:
             return
@@ -237,16 +246,18 @@ class Telemetry:
             await asyncio.to_thread(self._tracer.shutdown)
 
     async def _run(self) -> None:
-        failed = False
         while True:
             await asyncio.sleep(PUBLISH_INTERVAL)
             try:
                 self.publish()
-                failed = False
             except Exception as exc:  # noqa: BLE001 - metrics must never stop the gateway
-                if not failed and self._logger is not None:
-                    self._logger.error("telemetry.publish_failed", error=type(exc).__name__)
-                failed = True
+                self._failed("telemetry.publish_failed", exc)
+
+    def _failed(self, event: str, exc: Exception) -> None:
+        """Log a failure once per kind (the type only: no request content)."""
+        if event not in self._failures and self._logger is not None:
+            self._logger.error(event, error=type(exc).__name__)
+        self._failures.add(event)
 
     def publish(self) -> None:
         """Add what was counted since the last call to the metrics; sample the gauges."""

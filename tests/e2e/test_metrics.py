@@ -182,6 +182,8 @@ async def test_metrics_are_served_only_on_their_own_listener(
     async with httpx.AsyncClient(timeout=5) as client:
         elsewhere = await client.get(url + "/")
         assert elsewhere.status_code == 404
+        assert (await client.post(url + "/metrics", content=b"x")).status_code == 405
+        assert (await client.get(url + "/metrics?name[]=x")).status_code == 200
     on_the_gateway = await gateway.client("alice").get("/metrics")
     assert on_the_gateway.status_code == 404
     assert "gateway_requests" not in on_the_gateway.text

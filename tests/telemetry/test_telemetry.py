@@ -286,3 +286,17 @@ def test_without_metrics_nothing_is_kept(policy: Policy) -> None:
     recorder.publish()
     assert not recorder.enabled
     assert "gateway_requests" not in generate_latest(recorder.registry).decode()
+
+
+def test_a_failure_to_count_never_breaks_the_request(policy: Policy) -> None:
+    lines: list[tuple[str, dict[str, object]]] = []
+
+    class Lines:
+        def error(self, event: str, **fields: object) -> None:
+            lines.append((event, fields))
+
+    recorder = telemetry(logger=Lines())
+    unknown_stage = Answered(policy, stages=[("no-such-stage", 0, 1)])
+    recorder.request(unknown_stage, started=0)
+    recorder.request(unknown_stage, started=0)
+    assert lines == [("telemetry.request_failed", {"error": "KeyError"})]
