@@ -56,6 +56,7 @@ def test_no_trusted_nationality_never_reaches_a_class_that_requires_one(
             "grant.not_yet_valid",
             "grant.expired",
             "suspended.organisation",
+            "identity.conflict",  # two trusted organisations disagree: refused outright
         }
 
 
