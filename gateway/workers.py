@@ -84,15 +84,16 @@ class Supervisor:
         self._workers: dict[int, _Worker] = {}
         self._waiting: dict[int, tuple[float, float]] = {}  # index -> (start at, backoff)
         self._metrics: MultiprocessDirectory | None = None
+        self._listener: MetricsListener | None = None
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT; returns the exit status (3: a port cannot be bound)."""
         metrics = self.settings.metrics
-        listener = None
+        listener = self._listener = None
         if metrics.host is not None:
             # Before any worker starts: each inherits the directory and writes its files there.
             self._metrics = MultiprocessDirectory()
-            listener = MetricsListener(
+            listener = self._listener = MetricsListener(
                 metrics.host,
                 metrics.port,
                 self._metrics.registry(),
@@ -190,6 +191,10 @@ class Supervisor:
 
     def _stop_all(self) -> int:
         self.logger.info("supervisor.stopping", workers=len(self._workers))
+        if self._listener is not None:
+            # Its store connection closes first: SQLite folds the WAL into the file only
+            # when the last connection (the last worker's) closes.
+            self._listener.stop()
         for worker in self._workers.values():
             if worker.process.is_alive():
                 worker.process.terminate()

@@ -123,3 +123,6 @@ async def test_the_supervisor_serves_the_sum_of_its_workers(tmp_path: Path, pki:
             assert value(after, "gateway_audit_available") == 1
             assert running.stop() == 0
     assert not private.exists()  # the supervisor removed its workers' files
+    # The supervisor's store reader closed before the workers: the last of them folded
+    # the WAL into the file, which holds the whole log.
+    assert not (tmp_path / "audit" / "audit.db-wal").exists()
