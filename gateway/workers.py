@@ -3,8 +3,10 @@
 The supervisor binds the socket, then starts each worker as a fresh interpreter (the
 `spawn` start method: no state shared but the socket) that loads the settings and
 serves on the inherited socket. Every worker appends to the one audit store (the store
-sequences them), has its own readiness and metrics, and signs a final checkpoint when
-it stops; the last to stop covers everything.
+sequences them), has its own readiness, and signs a final checkpoint when it stops;
+the last to stop covers everything. With `metrics.listen` set, the supervisor serves
+/metrics: its workers write their values to a private directory it creates for the
+run (prometheus-client's multiprocess mode), and it adds them up.
 
 - A worker that dies is logged (`worker.exited`, with its exit code) and replaced; one
   that dies within `CRASH_WINDOW` seconds of starting waits before its replacement,
