@@ -34,7 +34,9 @@ from gateway.records import event_record
 from gateway.responses import Receive, Scope, Send
 from gateway.settings import Settings
 from gateway.state import Gateway
+from gateway.telemetry import MetricsListener, Sources, Telemetry
 from gateway.witness import WitnessSubmitter
+from gateway.workers import supervised
 
 
 class GatewayApp:
@@ -70,6 +72,34 @@ def build_app(
     audit = AuditLog(settings.audit, clock=clock)
     pool = UpstreamPool(list(settings.upstreams))
     digests = BodyDigest(load_hmac_key(settings.audit.hmac_key))
+    control_routes = routes()
+    probe = UpstreamProbe(settings.upstreams, settings.readiness, logger)
+    telemetry = Telemetry(
+        settings.metrics,
+        settings.tracing,
+        routes=[
+            *INFERENCE_PATHS,
+            *(
+                path
+                for path in (getattr(route, "path", "") for route in control_routes)
+                if path and not path.startswith("/{")
+            ),
+        ],
+        models=settings.routes,
+        upstreams=[u.name for u in settings.upstreams],
+        logger=logger,
+    )
+    # With --workers the supervisor serves every worker's metrics; each worker only writes.
+    listener = (
+        MetricsListener(
+            settings.metrics.host,
+            settings.metrics.port,
+            telemetry.registry,
+            store=settings.audit.store,
+        )
+        if settings.metrics.host is not None and not supervised()
+        else None
+    )
     gateway = Gateway(
         authenticator=Authenticator(
             settings.identity,
@@ -85,7 +115,7 @@ def build_app(
         upstreams={u.name: u for u in settings.upstreams},
         max_body_bytes=settings.max_body_bytes,
         clock=clock,
-        probe=UpstreamProbe(settings.upstreams, settings.readiness, logger),
+        probe=probe,
         inbound_headers=settings.inbound_headers.extended(
             [settings.identity.forwarded_certificate.header.decode("latin-1")]
             if settings.identity.forwarded_certificate is not None
@@ -102,8 +132,11 @@ def build_app(
             if route.rewrite_response_model
         },
         issuer_sources={issuer.issuer: issuer.source for issuer in settings.identity.issuers},
+        telemetry=telemetry,
         logger=logger,
-        quotas=QuotaLimiter(settings.quotas, settings.quotas.counters(), logger),
+        quotas=QuotaLimiter(
+            settings.quotas, settings.quotas.counters(), logger, telemetry.quota_used
+        ),
         witnesses=WitnessSubmitter(settings.audit, logger=logger)
         if settings.audit.witnesses
         else None,
@@ -124,6 +157,7 @@ def build_app(
     pending: set[asyncio.Task[Any]] = set()
 
     def on_reload(outcome: ReloadOutcome) -> None:
+        telemetry.policy_reloaded(outcome.ok)
         record = event_record(
             clock(),
             "policy_reload",
@@ -198,6 +232,24 @@ def build_app(
             await watcher.start()
             if shadow_watcher is not None:
                 await shadow_watcher.start()
+            await telemetry.start(
+                Sources(
+                    audit=audit.statistics,
+                    audit_unavailable=lambda: audit.unavailable_reason,
+                    upstreams=probe.reachability,
+                    policy=lambda: holder.current,
+                    policy_reload_failed=lambda: holder.last_error is not None,
+                )
+            )
+            if listener is not None:
+                try:
+                    listener.start()
+                except OSError:
+                    logger.error(
+                        "metrics.bind_failed", host=listener.host, port=listener.requested_port
+                    )
+                    raise
+                _log_listener(listener, settings, logger)
             _check_routes(gateway, logger)
             # Objects built at start-up live as long as the process: keep the collector
             # from walking them again and again (a full pass stalls the loop for ~15 ms).
@@ -214,6 +266,8 @@ def build_app(
             _log_policy_warnings(holder, logger)
             yield
         finally:
+            if listener is not None:
+                listener.stop()
             await watcher.stop()
             if gateway.control is not None:
                 await gateway.control.stop()
@@ -228,13 +282,14 @@ def build_app(
                 await control_client.aclose()
             await handshakes.close()  # its summaries are records: before the log stops
             await gateway.quotas.close()
+            await telemetry.stop()
             await audit.stop()
             if gateway.witnesses is not None:
                 # After the log: one last attempt to have its final checkpoint cosigned.
                 await gateway.witnesses.stop()
             logger.info("gateway.stopped")
 
-    control = Starlette(routes=routes(), lifespan=lifespan)
+    control = Starlette(routes=control_routes, lifespan=lifespan)
     control.state.gateway = gateway
     return GatewayApp(gateway, control, handshakes)
 
@@ -256,6 +311,17 @@ def _shadow_reloaded(logger: Any) -> Callable[[ReloadOutcome], None]:
             )
 
     return report
+
+
+def _log_listener(listener: MetricsListener, settings: Settings, logger: Any) -> None:
+    logger.info("metrics.listening", host=listener.host, port=listener.port)
+    if not settings.metrics.loopback:
+        logger.warning(
+            "metrics.exposed",
+            host=listener.host,
+            detail="metrics are served without credentials beyond this host: restrict the "
+            "network, or listen on 127.0.0.1 behind an authenticating proxy",
+        )
 
 
 def _check_routes(gateway: Gateway, logger: Any) -> None:

@@ -20,6 +20,7 @@ from gateway.inference import WWW_AUTHENTICATE
 from gateway.instants import format_instant
 from gateway.policy import decide, model_windows, visible_models
 from gateway.proxy import request_id_from
+from gateway.readiness import audit_lag
 from gateway.records import request_record
 from gateway.responses import Receive, Scope, Send, error_body, model_not_found_message
 from gateway.state import Gateway
@@ -160,6 +161,9 @@ class Call:
                     self.request_id,
                 ),
             )
+        # The route's template (`/v1/models/{model:path}`), never the path a caller sent.
+        route = getattr(self.request.scope.get("route"), "path", None)
+        self.gateway.telemetry.call(route, response.status_code, reason)
         self.gateway.logger.info(
             "request",
             request_id=self.request_id,
@@ -195,6 +199,12 @@ async def readyz(request: Request) -> Response:
     gateway = _gateway(request)
     audit_problem = gateway.audit.unavailable_reason
     upstreams = gateway.probe.report()
+    # Checkpoints carry the wall-clock time they were signed at: compare with the same.
+    lag = audit_lag(
+        gateway.audit.statistics(), time.time(), gateway.probe.settings.max_checkpoint_age_seconds
+    )
+    if audit_problem is None and lag["lagging"]:
+        audit_problem = "audit checkpoints are lagging"
     ready = audit_problem is None and upstreams["ready"]
     body = {
         "ready": ready,
@@ -204,7 +214,11 @@ async def readyz(request: Request) -> Response:
             "version": gateway.policies.current.version,
             "last_reload_failed": gateway.policies.last_error is not None,
         },
-        "audit": {"available": audit_problem is None, "reason": audit_problem},
+        "audit": {
+            "available": gateway.audit.unavailable_reason is None,
+            "reason": audit_problem,
+            **lag,
+        },
         "worker": worker_identity(),
         # The last background probe of each upstream; asking /readyz never probes.
         "upstreams": upstreams,

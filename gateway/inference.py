@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -99,6 +99,16 @@ class _Exchange:
     bytes_in: int = 0
     bytes_out: int = 0
     shadow: dict[str, Any] | None = None  # the shadow policy's outcome, when it differs
+    decision: Decision | None = None
+    organisation: str | None = None  # the trusted one, as recorded
+    # (stage, start, end) in perf_counter_ns, for metrics and traces (gateway.telemetry).
+    stages: list[tuple[str, int, int]] = field(default_factory=list)
+
+    def stage(self, name: str, since: int) -> int:
+        """Note that stage `name` ran from `since` until now; returns now."""
+        now = time.perf_counter_ns()
+        self.stages.append((name, since, now))
+        return now
 
     def record(
         self,
@@ -114,6 +124,7 @@ class _Exchange:
         if self.principal is not None:
             roles = decision.roles if decision is not None else self._roles()
             principal = self.gateway.principals.get(self.principal, self.policy, roles)
+            self.organisation = principal["organisation"]
         return request_record(
             kind=kind,
             now=self.now,
@@ -133,7 +144,7 @@ class _Exchange:
             shadow=self.shadow,
         )
 
-    def organisation(self, decision: Decision) -> str | None:
+    def trusted_organisation(self, decision: Decision) -> str | None:
         """The caller's one trusted organisation, as the record names it."""
         assert self.principal is not None
         recorded = self.gateway.principals.get(self.principal, self.policy, decision.roles)
@@ -154,7 +165,10 @@ class _Exchange:
     ) -> None:
         """Record the refusal, then answer it (or 503 if it cannot be recorded)."""
         self.reason = record["reason"]
-        if await self.gateway.record(record) is None:
+        since = time.perf_counter_ns()
+        index = await self.gateway.record(record)
+        self.stage("audit", since)
+        if index is None:
             await self.unavailable()
             return
         self.status = status
@@ -209,6 +223,7 @@ class InferenceEndpoint:
                     record, 500, "gateway_error", "The gateway failed to handle the request."
                 )
         finally:
+            gateway.telemetry.request(exchange, started)
             gateway.logger.info(
                 "request",
                 request_id=exchange.request_id,
@@ -228,11 +243,13 @@ class InferenceEndpoint:
         try:
             exchange.principal = await gateway.authenticator.authenticate(scope, now=exchange.now)
         except AuthenticationError as exc:
+            exchange.stage("authentication", started)
             record = exchange.record(exc.reason, 401, kind="auth_failure")
             await exchange.refuse(
                 record, 401, "unauthenticated", "Authentication failed.", WWW_AUTHENTICATE
             )
             return
+        exchange.stage("authentication", started)
         if scope["method"] != "POST":
             record = exchange.record("request.method_not_allowed", 405)
             await exchange.refuse(
@@ -272,12 +289,15 @@ class InferenceEndpoint:
             return
         assert document is not None
         model = exchange.model = document["model"]
+        since = time.perf_counter_ns()
         decision = decide(
             exchange.policy, exchange.principal, "model.invoke", model, exchange.instant
         )
         target = gateway.routes.get(model)
         if decision.allowed and target is None:
             decision = _unrouted(decision)
+        exchange.decision = decision
+        exchange.stage("policy", since)
         if decision.status == 401:  # credentials that disagree: refused like a failed login
             record = exchange.record(
                 decision.reason, 401, decision, kind="auth_failure", request_digest=request_digest
@@ -307,7 +327,7 @@ class InferenceEndpoint:
             exchange.policy,
             decision,
             f"{exchange.principal.issuer} {exchange.principal.subject}",
-            exchange.organisation(decision),
+            exchange.trusted_organisation(decision),
             document,
             exchange.now,
         )
@@ -331,6 +351,7 @@ class InferenceEndpoint:
             forwarded = orjson.dumps(document)
             upstream_digest = gateway.digests.digest(forwarded)
         exchange.reason = decision.reason
+        since = time.perf_counter_ns()
         record = exchange.record(
             decision.reason,
             None,
@@ -339,6 +360,7 @@ class InferenceEndpoint:
             upstream_request_digest=upstream_digest,
         )
         request_index = await gateway.record(record)
+        since = exchange.stage("audit", since)
         if request_index is None:
             await gateway.quotas.settle(verdict.ticket, None)
             await exchange.unavailable()
@@ -370,6 +392,9 @@ class InferenceEndpoint:
                 gateway.model_rewrites.get(model),
             )
         finally:
+            exchange.stage("upstream", since)
+            if result.response_started:
+                exchange.stages.append(("upstream_first_byte", since, result.response_started))
             # Written even when the exchange was cancelled (shutdown), and not cancelled itself.
             latency_us = (time.perf_counter_ns() - started) // 1000
             await asyncio.shield(

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from gateway.audit import AuditStatistics
 from gateway.config import Section
 from gateway.proxy import UpstreamSettings
 
-__all__ = ["ReadinessSettings", "UpstreamProbe", "UpstreamStatus"]
+__all__ = ["ReadinessSettings", "UpstreamProbe", "UpstreamStatus", "audit_lag"]
 
 REQUIRE = ("any", "all", "none")
 
@@ -31,16 +32,24 @@ class ReadinessSettings:
     """When the gateway counts as ready, as far as its upstreams go.
 
     `upstreams`: `any` (ready while at least one upstream is reachable), `all`, or
-    `none` (upstreams are not probed and do not count).
+    `none` (upstreams are not probed and do not count). `max_checkpoint_age_seconds`:
+    not ready while records wait unsigned behind a checkpoint older than this (None:
+    the audit lag is reported, never a reason to be unready).
     """
 
     upstreams: str = "any"
     probe_interval_seconds: float = 5.0
     probe_timeout_seconds: float = 2.0
+    max_checkpoint_age_seconds: float | None = None
 
     @classmethod
     def from_section(cls, section: Section) -> ReadinessSettings:
-        section.reject_unknown("upstreams", "probe_interval_seconds", "probe_timeout_seconds")
+        section.reject_unknown(
+            "upstreams",
+            "probe_interval_seconds",
+            "probe_timeout_seconds",
+            "max_checkpoint_age_seconds",
+        )
         interval = section.number("probe_interval_seconds", 5.0, minimum=0.1)
         timeout = section.number("probe_timeout_seconds", 2.0, minimum=0.01)
         if timeout > interval:
@@ -49,6 +58,9 @@ class ReadinessSettings:
             upstreams=section.choice("upstreams", REQUIRE, "any"),
             probe_interval_seconds=interval,
             probe_timeout_seconds=timeout,
+            max_checkpoint_age_seconds=section.number(
+                "max_checkpoint_age_seconds", None, minimum=1
+            ),
         )
 
 
@@ -96,6 +108,10 @@ class UpstreamProbe:
         reachable = [self._status.get(name) for name in self._targets]
         found = [status is not None and status.reachable for status in reachable]
         return all(found) if self.settings.upstreams == "all" else any(found)
+
+    def reachability(self) -> dict[str, bool]:
+        """Whether each probed upstream's last probe connected (none before the first)."""
+        return {name: status.reachable for name, status in self._status.items()}
 
     def report(self) -> dict[str, Any]:
         """A JSON-ready view for /readyz: per upstream name, reachable and since when."""
@@ -156,3 +172,20 @@ def _address(base_url: str) -> tuple[str, int] | None:
     except ValueError:  # a port out of range: nothing can be reached there
         return None
     return (parts.hostname, port) if parts.hostname else None
+
+
+def audit_lag(statistics: AuditStatistics, now: float, bound: float | None) -> dict[str, Any]:
+    """The audit log's unsigned tail as this process last saw it, for /readyz.
+
+    `lagging` when `bound` is set, records wait unsigned and the newest checkpoint
+    (signed by any process) is older than `bound` seconds at `now` (epoch seconds).
+    """
+    unsigned = max(0, statistics.tree_size - statistics.signed_size)
+    signed_at = statistics.checkpoint_time
+    age = None if signed_at is None else max(0.0, now - signed_at)
+    lagging = bound is not None and unsigned > 0 and age is not None and age > bound
+    return {
+        "unsigned_records": unsigned,
+        "checkpoint_age_seconds": None if age is None else round(age, 1),
+        "lagging": lagging,
+    }

@@ -18,6 +18,7 @@ from gateway.policy import PolicySettings
 from gateway.proxy import AssertionSettings, InboundHeaders, Route, UpstreamSettings
 from gateway.quotas import QuotaSettings
 from gateway.readiness import ReadinessSettings
+from gateway.telemetry import MetricsSettings, TracingSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,8 @@ class Settings:
     readiness: ReadinessSettings
     inbound_headers: InboundHeaders = field(default_factory=InboundHeaders)
     identity_assertion: AssertionSettings | None = None
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    tracing: TracingSettings = field(default_factory=TracingSettings)
 
     @classmethod
     def from_section(cls, top: Section) -> Settings:
@@ -54,6 +57,8 @@ class Settings:
             "quotas",
             "forwarding",
             "identity_assertion",
+            "metrics",
+            "tracing",
         )
         listen = top.section("listen")
         listen.reject_unknown("host", "port")
@@ -100,6 +105,8 @@ class Settings:
             readiness=ReadinessSettings.from_section(top.section("readiness")),
             inbound_headers=InboundHeaders.from_section(top.section("forwarding")),
             identity_assertion=assertion,
+            metrics=MetricsSettings.from_section(top.section("metrics")),
+            tracing=TracingSettings.from_section(top.section("tracing")),
         )
 
 

@@ -25,7 +25,12 @@ from gateway.proxy import (
 from gateway.quotas import MemoryCounters, QuotaLimiter, QuotaSettings
 from gateway.readiness import UpstreamProbe
 from gateway.records import PrincipalRecords
+from gateway.telemetry import MetricsSettings, Telemetry, TracingSettings
 from gateway.witness import WitnessSubmitter
+
+
+def _no_telemetry() -> Telemetry:
+    return Telemetry(MetricsSettings(), TracingSettings(), routes=(), models=())
 
 
 @dataclass(slots=True)
@@ -58,6 +63,8 @@ class Gateway:
     )
     # Objects added at run time (the admin API), once the lifespan has started them.
     control: LiveControl | None = None
+    # Metrics and traces (off unless configured); see gateway.telemetry for what to record.
+    telemetry: Telemetry = field(default_factory=_no_telemetry)
     logger: Any = field(default_factory=get_logger)
     # Submits signed checkpoints to the configured witnesses; `witnesses.lag()` says how
     # far behind each one is (for metrics; /readyz shows it without turning unready).

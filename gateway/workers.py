@@ -3,8 +3,10 @@
 The supervisor binds the socket, then starts each worker as a fresh interpreter (the
 `spawn` start method: no state shared but the socket) that loads the settings and
 serves on the inherited socket. Every worker appends to the one audit store (the store
-sequences them), has its own readiness and metrics, and signs a final checkpoint when
-it stops; the last to stop covers everything.
+sequences them), has its own readiness, and signs a final checkpoint when it stops;
+the last to stop covers everything. With `metrics.listen` set, the supervisor serves
+/metrics: its workers write their values to a private directory it creates for the
+run (prometheus-client's multiprocess mode), and it adds them up.
 
 - A worker that dies is logged (`worker.exited`, with its exit code) and replaced; one
   that dies within `CRASH_WINDOW` seconds of starting waits before its replacement,
@@ -29,12 +31,14 @@ from typing import Any
 
 from gateway.logs import configure_logging, get_logger
 from gateway.settings import Settings
+from gateway.telemetry import MetricsListener, MultiprocessDirectory
 
-__all__ = ["Supervisor", "bind_socket", "worker_identity"]
+__all__ = ["Supervisor", "bind_socket", "supervised", "worker_identity"]
 
 CRASH_WINDOW = 5.0
 MAX_BACKOFF = 30.0
 STOP_TIMEOUT = 20.0
+_WORKER_VARIABLE = "GATEWAY_WORKER"
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -53,7 +57,7 @@ def _run_worker(config: str, sock: socket.socket, index: int, log_level: str) ->
     from gateway.server import serve
     from gateway.settings import load_settings
 
-    os.environ["GATEWAY_WORKER"] = str(index)
+    os.environ[_WORKER_VARIABLE] = str(index)
     configure_logging(log_level)
     # The supervisor handles Ctrl-C in a terminal; a worker stops when the supervisor says.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -81,9 +85,41 @@ class Supervisor:
         self._reload = False
         self._workers: dict[int, _Worker] = {}
         self._waiting: dict[int, tuple[float, float]] = {}  # index -> (start at, backoff)
+        self._metrics: MultiprocessDirectory | None = None
+        self._listener: MetricsListener | None = None
 
     def run(self) -> int:
-        """Serve until SIGTERM/SIGINT; returns the exit status."""
+        """Serve until SIGTERM/SIGINT; returns the exit status (3: a port cannot be bound)."""
+        metrics = self.settings.metrics
+        listener = self._listener = None
+        if metrics.host is not None:
+            # Before any worker starts: each inherits the directory and writes its files there.
+            self._metrics = MultiprocessDirectory()
+            listener = self._listener = MetricsListener(
+                metrics.host,
+                metrics.port,
+                self._metrics.registry(),
+                store=self.settings.audit.store,
+            )
+        try:
+            if listener is not None:
+                try:
+                    listener.start()
+                except OSError as exc:
+                    self.logger.error(
+                        "metrics.bind_failed", host=metrics.host, port=metrics.port, error=str(exc)
+                    )
+                    return 3
+                self.logger.info("metrics.listening", host=listener.host, port=listener.port)
+            return self._serve()
+        finally:
+            if listener is not None:
+                listener.stop()
+            if self._metrics is not None:
+                self._metrics.close()
+                self._metrics = None
+
+    def _serve(self) -> int:
         sock = bind_socket(self.settings.host, self.settings.port)
         previous = {
             number: signal.signal(number, self._on_signal)
@@ -147,6 +183,8 @@ class Supervisor:
                 restart_in_seconds=backoff,
             )
             del self._workers[index]
+            if self._metrics is not None and worker.process.pid is not None:
+                self._metrics.process_exited(worker.process.pid)
             self._waiting[index] = (now + backoff, backoff)
         for index, (start_at, backoff) in list(self._waiting.items()):
             if now >= start_at:
@@ -155,6 +193,10 @@ class Supervisor:
 
     def _stop_all(self) -> int:
         self.logger.info("supervisor.stopping", workers=len(self._workers))
+        if self._listener is not None:
+            # Its store connection closes first: SQLite folds the WAL into the file only
+            # when the last connection (the last worker's) closes.
+            self._listener.stop()
         for worker in self._workers.values():
             if worker.process.is_alive():
                 worker.process.terminate()
@@ -173,7 +215,12 @@ class Supervisor:
         return status
 
 
+def supervised() -> bool:
+    """Whether this process is a worker of `gateway serve --workers N`."""
+    return _WORKER_VARIABLE in os.environ
+
+
 def worker_identity() -> dict[str, Any]:
     """Which worker this process is (for /readyz and metrics): index and pid."""
-    index = os.environ.get("GATEWAY_WORKER")
+    index = os.environ.get(_WORKER_VARIABLE)
     return {"index": int(index) if index is not None else 0, "pid": os.getpid()}

@@ -28,6 +28,8 @@ def test_the_demo_settings_parse(pki: Path, tmp_path: Path) -> None:
     assert (settings.host, settings.port) == ("127.0.0.1", 8443)
     assert settings.tls.enabled
     assert sorted(settings.routes) == ["muse-1", "muse-spark-2"]
+    assert (settings.metrics.host, settings.metrics.port) == ("127.0.0.1", 9102)
+    assert settings.metrics.loopback
 
 
 def test_the_compose_settings_parse(pki: Path, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from gateway.audit.errors import (
 )
 from gateway.audit.jcs import canonicalize
 from gateway.audit.keys import generate_keys, load_hmac_key, load_signer, load_verifier
-from gateway.audit.log import AuditLog, StoreFactory
+from gateway.audit.log import AuditLog, AuditStatistics, StoreFactory
 from gateway.audit.note import (
     Checkpoint,
     NoteSigner,
@@ -56,6 +56,7 @@ __all__ = [
     "AuditError",
     "AuditLog",
     "AuditSettings",
+    "AuditStatistics",
     "AuditStore",
     "AuditUnavailable",
     "BodyDigest",

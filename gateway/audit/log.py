@@ -30,6 +30,7 @@ import collections
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from gateway.audit.cosignature import attach_cosignatures
@@ -69,7 +70,7 @@ from gateway.audit.stores import (
 from gateway.audit.tree import leaf_hash, verify_consistency, verify_inclusion
 from gateway.audit.verify import check_fields, verify_store
 
-__all__ = ["AuditLog", "StoreFactory"]
+__all__ = ["AuditLog", "AuditStatistics", "StoreFactory"]
 
 T = TypeVar("T")
 
@@ -77,6 +78,26 @@ StoreFactory = Callable[[Any, bool], AuditStore]
 """Opens the store at a location; the flag asks for a read-only connection."""
 
 _Pending = tuple[PreparedRecord, "asyncio.Future[int]"]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditStatistics:
+    """What one process's log has done and seen, read without touching the store.
+
+    `queued`: records waiting to be written; `batches`, `records`: committed by this
+    process since it started; `last_batch`: the size of its latest batch; `tree_size`:
+    the tree after its latest commit; `signed_size` and `checkpoint_time` (epoch seconds,
+    None before any): the newest checkpoint it has seen, at start or at its latest
+    checkpoint attempt (one every `checkpoint_every_seconds` at least).
+    """
+
+    queued: int
+    batches: int
+    records: int
+    last_batch: int
+    tree_size: int
+    signed_size: int
+    checkpoint_time: float | None
 
 
 class AuditLog:
@@ -108,6 +129,10 @@ class AuditLog:
         self._reader: AuditStore | None = None
         self._size = 0
         self._signed_size = 0
+        self._checkpoint_us = 0
+        self._batches = 0
+        self._records = 0
+        self._last_batch = 0
         self._last_attempt = 0.0
         self._signer: NoteSigner | None = None
         self._body_digest: BodyDigest | None = None
@@ -156,6 +181,7 @@ class AuditLog:
             raise AuditUnavailable(f"audit store failed verification: {exc}") from exc
         self._size = head.tree_size
         self._signed_size = latest.tree_size if latest is not None else 0
+        self._checkpoint_us = latest.created_us if latest is not None else 0
         self._last_attempt = time.monotonic()
         self._wakeup = asyncio.Event()
         self._running = True
@@ -226,6 +252,18 @@ class AuditLog:
     def tree_size(self) -> int:
         """The size of the tree after this process's latest commit (others may have added)."""
         return self._size
+
+    def statistics(self) -> AuditStatistics:
+        """Counters and the unsigned tail as this process knows them (for metrics, /readyz)."""
+        return AuditStatistics(
+            queued=len(self._pending),
+            batches=self._batches,
+            records=self._records,
+            last_batch=self._last_batch,
+            tree_size=self._size,
+            signed_size=self._signed_size,
+            checkpoint_time=self._checkpoint_us / 1e6 if self._checkpoint_us else None,
+        )
 
     @property
     def body_digest(self) -> BodyDigest:
@@ -308,6 +346,9 @@ class AuditLog:
             self._stalled = False  # the write ended, one way or the other
         self._size = max(self._size, appended.head.tree_size)
         self._failure = None
+        self._batches += 1
+        self._records += len(batch)
+        self._last_batch = len(batch)
         abandoned: list[tuple[int, PreparedRecord]] = []
         for offset, (prepared, future) in enumerate(batch):
             if future in self._abandoned:
@@ -396,7 +437,7 @@ class AuditLog:
 
         sign = checkpoint_signer(self._signer, self.settings.origin, due)
         try:
-            latest, made = await self._in_writer(self._write_checkpoint, sign)
+            latest, made = await self._in_writer(self._write_checkpoint, sign, final)
         except (StoreError, OSError) as exc:
             self._failure = f"audit checkpoint write failed: {_reason(exc)}"
             return
@@ -407,6 +448,7 @@ class AuditLog:
         if latest is not None:
             self._signed_size = max(self._signed_size, latest.tree_size)
             self._size = max(self._size, latest.tree_size)
+            self._checkpoint_us = max(self._checkpoint_us, latest.created_us)
         if made is not None:
             for listener in self.checkpoint_listeners:
                 try:
@@ -415,7 +457,7 @@ class AuditLog:
                     continue
 
     def _write_checkpoint(
-        self, sign: Any
+        self, sign: Any, wait: bool = False
     ) -> tuple[StoredCheckpoint | None, StoredCheckpoint | None]:
         """(the latest checkpoint after this attempt, the one this process signed)."""
         store = self._writable_store()
@@ -432,7 +474,7 @@ class AuditLog:
             return made
 
         try:
-            store.sign_checkpoint(observe)
+            store.sign_checkpoint(observe, wait=wait)
         except BaseException:
             self._close("_writer")
             raise

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -216,18 +217,28 @@ class _SQLiteReader:
         self._connection: sqlite3.Connection | None = None
         self._seen = 0
         self._version: object = None
+        # A cancelled poll leaves its query running in a worker thread while `close`
+        # runs in another: closing a SQLite connection in use crashes the process.
+        self._lock = threading.Lock()
 
     def open(self) -> None:
-        self._connection = sqlite3.connect(
-            self._path, isolation_level=None, timeout=1.0, check_same_thread=False
-        )
-        ensure_schema(self._connection)
-        row = self._connection.execute("SELECT max(seq) FROM control_changes").fetchone()
-        self._seen = int(row[0] or 0)
-        self._version = self._connection.execute("PRAGMA data_version").fetchone()[0]
+        with self._lock:
+            connection = sqlite3.connect(
+                self._path, isolation_level=None, timeout=1.0, check_same_thread=False
+            )
+            self._connection = connection
+            ensure_schema(connection)
+            row = connection.execute("SELECT max(seq) FROM control_changes").fetchone()
+            self._seen = int(row[0] or 0)
+            self._version = connection.execute("PRAGMA data_version").fetchone()[0]
 
     def new_changes(self) -> list[Change]:
-        assert self._connection is not None
+        with self._lock:
+            return self._new_changes()
+
+    def _new_changes(self) -> list[Change]:
+        if self._connection is None:
+            return []
         version = self._connection.execute("PRAGMA data_version").fetchone()[0]
         if version == self._version:
             return []
@@ -241,9 +252,10 @@ class _SQLiteReader:
         return [Change(str(topic), int(sent_us) / 1_000_000) for _, topic, sent_us in rows]
 
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
 
 
 def open_channel(location: Path | str, *, logger: Any = None) -> SQLiteChannel | PostgresChannel:

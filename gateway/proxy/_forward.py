@@ -54,6 +54,8 @@ class ForwardResult:
     stream: str | None = None
     error: str | None = None
     upstream_latency_us: int = 0
+    # perf_counter_ns when the upstream's response headers arrived (0: they never did).
+    response_started: int = 0
 
 
 class Forwarder:
@@ -151,6 +153,7 @@ class Forwarder:
         try:
             # Never follow a redirect: it would take the prompt and the credential elsewhere.
             response = await session.post(url, data=body, headers=headers, allow_redirects=False)
+            result.response_started = time.perf_counter_ns()
         except (TimeoutError, aiohttp.ServerTimeoutError):
             result.status = 504
             result.error = "upstream.timeout"

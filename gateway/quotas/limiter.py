@@ -25,6 +25,7 @@ rate limits do as `quotas.on_store_failure` says (`allow`, the default, or `deny
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -109,10 +110,19 @@ def grant_key(grant: Grant) -> str:
 class QuotaLimiter:
     """Applies the policy's quotas and rate limits with `counters` (in process or Redis)."""
 
-    def __init__(self, settings: QuotaSettings, counters: Counters, logger: Any) -> None:
+    def __init__(
+        self,
+        settings: QuotaSettings,
+        counters: Counters,
+        logger: Any,
+        report: Callable[[str, str, float, float | None], None] | None = None,
+    ) -> None:
+        """`report(grant id, "requests" | "tokens", used, limit)` hears each grant's use
+        as the counters know it (the metrics publish it)."""
         self.settings = settings
         self.counters = counters
         self.logger = logger
+        self.report = report
         self._grants: dict[str, Grant] = {}
         self._grants_version = ""
 
@@ -161,7 +171,7 @@ class QuotaLimiter:
         reserve = _reservation(body, self.settings.reserve_tokens)
         key = grant_key(grant)
         try:
-            admitted, ran_out, _, _ = await self.counters.admit(
+            admitted, ran_out, used_requests, used_tokens = await self.counters.admit(
                 key,
                 grant.quota.requests,
                 grant.quota.tokens,
@@ -171,6 +181,9 @@ class QuotaLimiter:
         except CountersUnavailable as exc:
             self.logger.error("quota.store_unavailable", check="grant", error=exc.reason)
             return _unavailable("grant")
+        if self.report is not None:
+            self.report(grant.id, "requests", used_requests, grant.quota.requests)
+            self.report(grant.id, "tokens", used_tokens, grant.quota.tokens)
         if not admitted:
             ends = max(1, round(grant.not_after.timestamp() - now))
             return Verdict(False, f"quota.{ran_out}_exhausted", 429, "quota_exhausted", ends)

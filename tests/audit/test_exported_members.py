@@ -7,6 +7,7 @@ def test_audit_exports_exactly_its_public_api() -> None:
         "AuditError",
         "AuditLog",
         "AuditSettings",
+        "AuditStatistics",
         "AuditStore",
         "AuditUnavailable",
         "BodyDigest",

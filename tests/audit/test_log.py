@@ -126,6 +126,31 @@ async def test_a_checkpoint_is_signed_after_the_configured_seconds(
     assert open_checkpoint(note, load_verifier(verifier_file)).tree_size == 1
 
 
+async def test_statistics_count_batches_and_show_the_unsigned_tail(
+    settings: AuditSettings,
+) -> None:
+    before = time.time()
+    log = await _started(dataclasses.replace(settings, checkpoint_every_records=1000))
+    fresh = log.statistics()
+    assert (fresh.queued, fresh.batches, fresh.records, fresh.tree_size) == (0, 0, 0, 0)
+    assert fresh.checkpoint_time is None
+    await asyncio.gather(*(log.append(make_record(n)) for n in range(30)))
+    await log.append(make_record(30))
+    counted = log.statistics()
+    await log.stop()
+    assert counted.records == 31
+    assert 2 <= counted.batches <= 31
+    assert counted.last_batch == 1
+    assert counted.tree_size == 31
+    assert counted.signed_size == 0  # nothing signed yet: the whole tree is the tail
+    restarted = await _started(settings)
+    signed = restarted.statistics()
+    await restarted.stop()
+    assert signed.signed_size == 31  # the checkpoint signed at stop
+    assert signed.checkpoint_time is not None
+    assert before <= signed.checkpoint_time <= time.time()
+
+
 async def test_restart_rebuilds_the_tree_and_continues_the_indexes(
     settings: AuditSettings,
 ) -> None:

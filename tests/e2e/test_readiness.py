@@ -12,6 +12,7 @@ import pytest
 
 from gateway.config import ConfigError, Section
 from gateway.readiness import ReadinessSettings
+from tests.e2e.audit_support import chat
 from tests.harness import Clock, RunningGateway, running_gateway
 
 CHAT = "/v1/chat/completions"
@@ -184,3 +185,49 @@ def test_bad_readiness_settings_name_the_key(values: dict[str, Any], message: st
     with pytest.raises(ConfigError) as caught:
         ReadinessSettings.from_section(Section(values, "gateway.yaml", "readiness"))
     assert str(caught.value).startswith(f"gateway.yaml: {message}")
+
+
+async def test_readyz_reports_the_audit_lag_as_information_by_default(
+    gateway: RunningGateway,
+) -> None:
+    assert (await gateway.client("alice").post(CHAT, json=chat("muse-1"))).status_code == 200
+    status, body = await readiness(gateway)
+
+    assert (status, body["ready"]) == (200, True)
+    assert body["audit"]["lagging"] is False
+    assert body["audit"]["unsigned_records"] >= 0
+    assert set(body["audit"]) == {
+        "available",
+        "reason",
+        "unsigned_records",
+        "checkpoint_age_seconds",
+        "lagging",
+    }
+
+
+async def test_unsigned_records_behind_an_old_checkpoint_make_the_gateway_unready_when_bounded(
+    tmp_path: Path, pki: Path, clock: Clock
+) -> None:
+    bounded = {
+        "readiness": {"max_checkpoint_age_seconds": 1},
+        "audit_checkpoint_every_seconds": 3600,
+        "audit_checkpoint_every_records": 1000,
+    }
+    async with running_gateway(tmp_path, pki, clock=clock, overrides=bounded) as first:
+        # A fresh log: records wait unsigned, but there is no checkpoint to be old yet.
+        await first.client("alice").post(CHAT, json=chat("muse-1"))
+        status, fresh = await readiness(first)
+    assert (status, fresh["audit"]["checkpoint_age_seconds"], fresh["ready"]) == (200, None, True)
+    # Stopping signed a final checkpoint; it is more than a second old when the next
+    # gateway appends a record that no checkpoint covers.
+    await asyncio.sleep(1.2)
+    async with running_gateway(tmp_path, pki, clock=clock, overrides=bounded) as second:
+        status, idle = await readiness(second)
+        await second.client("alice").post(CHAT, json=chat("muse-1"))
+        lagging = await until_ready(second, False)
+    assert (status, idle["audit"]["unsigned_records"], idle["ready"]) == (200, 0, True)
+    assert lagging["audit"]["lagging"] is True
+    assert lagging["audit"]["available"] is True
+    assert lagging["audit"]["reason"] == "audit checkpoints are lagging"
+    assert lagging["audit"]["unsigned_records"] >= 1
+    assert lagging["audit"]["checkpoint_age_seconds"] > 1

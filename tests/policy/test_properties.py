@@ -56,8 +56,7 @@ def test_no_trusted_nationality_never_reaches_a_class_that_requires_one(
             "grant.not_yet_valid",
             "grant.expired",
             "suspended.organisation",
-            # Two sources asserting different trusted organisations: refused first.
-            "identity.conflict",
+            "identity.conflict",  # two trusted organisations disagree: refused outright
         }
 
 

@@ -157,10 +157,12 @@ class AuditStore(Protocol):
         """Make the reads inside the block see one consistent state of the store, however
         many processes append meanwhile (a read transaction)."""
 
-    def sign_checkpoint(self, sign: CheckpointSigner) -> StoredCheckpoint | None:
+    def sign_checkpoint(
+        self, sign: CheckpointSigner, *, wait: bool = False
+    ) -> StoredCheckpoint | None:
         """Under the store's signer lock (one signer at a time across every process), call
-        `sign` with the committed head and store what it returns. None when another
-        process holds the lock or nothing was due."""
+        `sign` with the committed head and store what it returns. None when nothing was
+        due or (unless `wait`) another process holds the lock."""
 
     def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
         """Store a checkpoint as given (copying a log)."""

@@ -210,15 +210,22 @@ class PostgresAuditStore:
             raise StoreError(f"audit store write failed: {_what(exc)}") from exc
         return batch
 
-    def sign_checkpoint(self, sign: CheckpointSigner) -> StoredCheckpoint | None:
+    def sign_checkpoint(
+        self, sign: CheckpointSigner, *, wait: bool = False
+    ) -> StoredCheckpoint | None:
         connection = self._connection
         try:
             with connection.transaction():
-                locked = connection.execute(
-                    "SELECT pg_try_advisory_xact_lock(%s)", (_SIGNER_LOCK,)
-                ).fetchone()
-                if locked is None or not locked[0]:
-                    return None  # another process is signing right now
+                if wait:
+                    # A process stopping must sign over its own last records, not leave
+                    # them to a signer that read the head before they were committed.
+                    connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SIGNER_LOCK,))
+                else:
+                    locked = connection.execute(
+                        "SELECT pg_try_advisory_xact_lock(%s)", (_SIGNER_LOCK,)
+                    ).fetchone()
+                    if locked is None or not locked[0]:
+                        return None  # another process is signing right now
                 checkpoint = sign(self._head(), self._latest(), self)
                 if checkpoint is not None:
                     self._insert_checkpoint(checkpoint)

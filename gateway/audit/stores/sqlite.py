@@ -238,7 +238,10 @@ class SQLiteAuditStore:
             raise StoreError(f"audit store write failed: {exc}") from exc
         return batch
 
-    def sign_checkpoint(self, sign: CheckpointSigner) -> StoredCheckpoint | None:
+    def sign_checkpoint(
+        self, sign: CheckpointSigner, *, wait: bool = False
+    ) -> StoredCheckpoint | None:
+        # BEGIN IMMEDIATE waits for the write lock (the signer's lock here) either way.
         connection = self._connection
         try:
             connection.execute("BEGIN IMMEDIATE")
