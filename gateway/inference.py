@@ -415,6 +415,13 @@ class InferenceEndpoint:
         exchange.bytes_out = result.response_bytes
         if result.error is not None:
             exchange.reason = result.error
+            if result.error_type is not None:
+                gateway.logger.warning(
+                    "upstream.failed",
+                    request_id=exchange.request_id,
+                    error=result.error,
+                    error_type=result.error_type,
+                )
 
 
 def _parse(body: bytes) -> tuple[dict[str, Any] | None, tuple[int, str, str, str] | None]:

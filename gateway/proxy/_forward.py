@@ -54,6 +54,9 @@ class ForwardResult:
     stream: str | None = None
     error: str | None = None
     upstream_latency_us: int = 0
+    # The failure's class name (`ClientConnectorError`, `ServerDisconnectedError`, ...), for
+    # the log line: never a message, which could quote the upstream's URL or reply.
+    error_type: str | None = None
     # perf_counter_ns when the upstream's response headers arrived (0: they never did).
     response_started: int = 0
 
@@ -162,9 +165,10 @@ class Forwarder:
                 send, 504, "upstream_timeout", "The upstream model server timed out.", request_id
             )
             return
-        except aiohttp.ClientError:
+        except aiohttp.ClientError as exc:
             result.status = 502
             result.error = "upstream.unreachable"
+            result.error_type = type(exc).__name__
             state.finished = True
             result.response_bytes = await send_error(
                 send,
