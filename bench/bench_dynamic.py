@@ -25,11 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from bench_policy import RELEASE, _instant, write_scaled_policy
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.dynamic import ControlStore, LiveControl, SQLiteChannel
 from gateway.dynamic.store import digest_of
 from gateway.logs import get_logger
-from gateway.policy import PolicyHolder, load_policy
+from gateway.policy import Grant, PolicyHolder, load_policy, sign_grant
+from gateway.policy._approvers import encode_signature
+from gateway.policy.approver_keys import public_key_text
 
 RUNS = 5
 
@@ -43,16 +46,47 @@ def full_load(directory: Path, runs: int) -> float:
     return statistics.median(times)
 
 
+_KEYS = {key_id: Ed25519PrivateKey.generate() for key_id in ("bench-signer-1", "bench-signer-2")}
+
+
+def _approvers(directory: Path) -> None:
+    """List the bench's approver keys in the policy, so run-time grants can be signed."""
+    lines = ["approvers:"]
+    for key_id, key in _KEYS.items():
+        lines += [
+            f"  - id: {key_id}",
+            "    organisation: Example AI Labs",
+            f"    public_key: {public_key_text(key)}",
+        ]
+    (directory / "approvers-bench.yaml").write_text("\n".join(lines) + "\n")
+
+
 def _grant(number: int) -> dict[str, Any]:
+    """A run-time grant as posted to the admin API, signed by both bench approvers."""
     opens = RELEASE.replace(day=1)
+    grant = Grant(
+        id=f"runtime-{number:06d}",
+        organisation=f"Organisation {number % 100}",
+        subjects=frozenset(),
+        models=("model-000",),
+        not_before=opens,
+        not_after=opens.replace(day=10),
+        purpose="run-time evaluation",
+    )
     return {
-        "id": f"runtime-{number:06d}",
-        "grantee": {"organisation": f"Organisation {number % 100}"},
-        "models": ["model-000"],
-        "not_before": _instant(opens),
-        "not_after": _instant(opens.replace(day=10)),
-        "purpose": "run-time evaluation",
-        "approvers": ["chief-scientist", "general-counsel"],
+        "id": grant.id,
+        "grantee": {"organisation": grant.organisation},
+        "models": list(grant.models),
+        "not_before": _instant(grant.not_before),
+        "not_after": _instant(grant.not_after),
+        "purpose": grant.purpose,
+        "signatures": [
+            {
+                "key_id": key_id,
+                "signature": encode_signature(sign_grant(grant, key_id, key).signature),
+            }
+            for key_id, key in _KEYS.items()
+        ],
     }
 
 
@@ -110,6 +144,7 @@ def main() -> None:
         root = Path(temporary)
         directory = root / "policy"
         write_scaled_policy(directory, rng, grants=options.grants)
+        _approvers(directory)
         print(
             f"policy full load, {options.grants:,} file grants:"
             f" median {full_load(directory, 3) * 1000:,.0f} ms",
