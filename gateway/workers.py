@@ -14,6 +14,9 @@ run (prometheus-client's multiprocess mode), and it adds them up.
 - SIGTERM or SIGINT stops every worker gracefully (SIGTERM to each, up to
   `STOP_TIMEOUT` seconds, then SIGKILL) and exits 0 once all have stopped.
 - SIGHUP is passed to every worker (each reloads its policy).
+- A worker whose supervisor is gone (killed with SIGKILL, say) stops by itself within
+  `ORPHAN_CHECK` seconds, as if sent SIGTERM (`worker.orphaned`): no worker keeps
+  serving on the shared port with nobody left to stop it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
@@ -38,6 +42,7 @@ __all__ = ["Supervisor", "bind_socket", "supervised", "worker_identity"]
 CRASH_WINDOW = 5.0
 MAX_BACKOFF = 30.0
 STOP_TIMEOUT = 20.0
+ORPHAN_CHECK = 0.5
 _WORKER_VARIABLE = "GATEWAY_WORKER"
 
 
@@ -52,7 +57,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _run_worker(config: str, sock: socket.socket, index: int, log_level: str) -> None:
+def _run_worker(
+    config: str, sock: socket.socket, index: int, log_level: str, supervisor: int
+) -> None:
     """A worker process: load the settings and serve on the inherited socket."""
     from gateway.server import serve
     from gateway.settings import load_settings
@@ -61,7 +68,18 @@ def _run_worker(config: str, sock: socket.socket, index: int, log_level: str) ->
     configure_logging(log_level)
     # The supervisor handles Ctrl-C in a terminal; a worker stops when the supervisor says.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(
+        target=_stop_when_orphaned, args=(supervisor,), name="orphan-check", daemon=True
+    ).start()
     serve(load_settings(Path(config)), sock)
+
+
+def _stop_when_orphaned(supervisor: int) -> None:
+    """Stop this worker gracefully (SIGTERM to itself) once its supervisor has gone."""
+    while os.getppid() == supervisor:
+        time.sleep(ORPHAN_CHECK)
+    get_logger().bind(role="worker").error("worker.orphaned", supervisor_pid=supervisor)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 @dataclass
@@ -152,7 +170,7 @@ class Supervisor:
     def _start(self, index: int, sock: socket.socket, backoff: float) -> None:
         process = self._context.Process(
             target=_run_worker,
-            args=(str(self.config), sock, index, self.settings.log_level),
+            args=(str(self.config), sock, index, self.settings.log_level, os.getpid()),
             name=f"gateway-worker-{index}",
         )
         process.start()

@@ -107,3 +107,47 @@ async def test_workers_share_the_listener_replace_a_crash_and_sign_at_stop(
     )  # fmt: skip
     output = capsys.readouterr().out
     assert code == 0, output
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie waiting for its reaper counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+async def test_workers_stop_by_themselves_when_their_supervisor_is_killed(
+    tmp_path: Path, pki: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copytree(REPO / "policies", tmp_path / "policies")
+    async with serve_asgi(create_app()) as upstream:
+        port = free_port()
+        config = gateway_settings(tmp_path, pki, tmp_path / "policies", upstream, port=port)
+        async with gateway_process(config, port, pki, "--workers", "2") as running:
+            workers = await _workers(running.process.pid, 2)
+            async with httpx.AsyncClient(
+                base_url=running.base_url, verify=client_context(pki, "alice"), timeout=10
+            ) as alice:
+                assert (await alice.post(CHAT, json=chat())).status_code == 200
+            running.process.send_signal(signal.SIGKILL)
+            running.process.wait()
+            try:
+                async with asyncio.timeout(20):
+                    while any(_alive(pid) for pid in workers):
+                        await asyncio.sleep(0.1)
+            finally:
+                for pid in workers:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+            log = running.output.read_text()
+    assert log.count('"event":"worker.orphaned"') == 2, log
+    # Each stopped as on SIGTERM: the log is whole and signed to its last record.
+    code = main(
+        ["audit", "verify", "--store", str(tmp_path / "audit" / "audit.db"),
+         "--key", str(pki / "audit-signing.pub"), "--require-signed"]
+    )  # fmt: skip
+    output = capsys.readouterr().out
+    assert code == 0, output
