@@ -27,7 +27,7 @@ from gateway.demo.material import ORIGIN, ensure_material
 from gateway.demo.upstream import DemoUpstream, create_app
 from gateway.server import uvicorn_config
 from gateway.settings import load_settings
-from tests.servers import serve_asgi
+from tests.servers import PromptServer, serve_asgi
 
 REPO = Path(__file__).resolve().parents[1]
 UPSTREAM_KEY = "sk-upstream-test-credential"
@@ -184,7 +184,7 @@ async def running_gateway(
         )
         settings = load_settings(path)
         config = uvicorn_config(settings, clock=clock)
-        server = _QuietServer(config)
+        server = PromptServer(config)
         task = asyncio.create_task(server.serve(sockets=[sock]))
         try:
             async with asyncio.timeout(15):
@@ -213,11 +213,3 @@ async def running_gateway(
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(15):
                     await task
-
-
-class _QuietServer(uvicorn.Server):
-    """Leaves the test runner's signal handlers alone."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Any:
-        yield

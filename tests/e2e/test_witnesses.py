@@ -19,21 +19,16 @@ from gateway.demo.material import ORIGIN
 from gateway.witness import WitnessedLog, WitnessState, build_witness_app
 from tests.audit.test_cli import run_cli
 from tests.harness import Clock, RunningGateway, running_gateway
+from tests.servers import PromptServer
 from tests.witness import spec
 
 CHAT = "/v1/chat/completions"
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[no-untyped-def]
-        yield
-
-
 @contextlib.asynccontextmanager
 async def _witness_on(sock: socket.socket, app: object) -> AsyncIterator[None]:
     """Serve the witness on a socket that was bound (refusing connections) until now."""
-    server = _Server(uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False))
+    server = PromptServer(uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         async with asyncio.timeout(10):

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from gateway.identity import (
     build_server_ssl_context,
 )
 from tests.identity.conftest import Pki, identity_settings
+from tests.servers import PromptServer
 
 
 def _context(pki: Pki, client_certificates: str = "required") -> ssl.SSLContext:
@@ -57,12 +58,6 @@ async def _echo_chain(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": f"{len(chain)} {scope['scheme']}".encode()})
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 @contextlib.asynccontextmanager
 async def _serving(
     pki: Pki, failures: list[HandshakeFailure], timeout: float = 10.0
@@ -74,7 +69,7 @@ async def _serving(
     config = uvicorn.Config(
         _echo_chain, http=protocol, lifespan="off", ws="none", log_config=None, access_log=False
     )
-    server = _Server(config)
+    server = PromptServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         async with asyncio.timeout(10):
