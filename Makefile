@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 # pytest-xdist workers. Most tests wait on sockets and timers rather than compute, so
 # four workers keep two cores busy; `make test TEST_WORKERS=0` runs in one process.
+# Bytecode is written even where the environment says not to: the tests start the
+# gateway in a new interpreter dozens of times, and each would compile it again.
 TEST_WORKERS ?= 4
 
 .PHONY: run test bench lint clean chromium screenshots
@@ -40,7 +42,7 @@ test: $(VENV)/.installed chromium
 	$(BIN)/ruff check gateway tests bench examples
 	$(BIN)/ruff format --check gateway tests bench examples
 	$(BIN)/mypy
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal
+	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 # Pictures of the console's main pages for docs/console/ (a test gateway, headless chromium).
 screenshots: $(VENV)/.installed chromium

@@ -68,6 +68,12 @@ class PromptServer(uvicorn.Server):
                 await asyncio.wait_for(self._exit_requested.wait(), 0.1)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # A client that closed its connection just before the stop is gone in a turn or
+        # two of the loop.
+        for _ in range(10):
+            if not (self.server_state.connections or self.server_state.tasks):
+                break
+            await asyncio.sleep(0.005)
         if self.server_state.connections or self.server_state.tasks:
             await super().shutdown(sockets)
             return

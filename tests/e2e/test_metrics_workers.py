@@ -97,8 +97,14 @@ async def test_the_supervisor_serves_the_sum_of_its_workers(tmp_path: Path, pki:
             workers = _workers(running.process.pid)
             assert len(workers) == 2
             await _chats_on_each(running.base_url, pki, workers, 6)
+            # The supervisor may read one worker's files while that worker publishes
+            # (requests first, then stages): wait until both are whole.
             samples = await _scrape_until(
-                url, lambda s: total(s, "gateway_requests_total", route=CHAT) == 12
+                url,
+                lambda s: (
+                    total(s, "gateway_requests_total", route=CHAT) == 12
+                    and value(s, "gateway_stage_duration_seconds_count", stage="total") == 12
+                ),
             )
             assert total(samples, "gateway_requests_total", route=CHAT, status="200") == 12
             assert value(samples, "gateway_stage_duration_seconds_count", stage="total") == 12
