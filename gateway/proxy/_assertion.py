@@ -3,7 +3,8 @@
 For an upstream with `identity_assertion: true`, every forwarded request carries a JWT in
 the `x-gateway-assertion` header (the shape of Pomerium's `X-Pomerium-Jwt-Assertion`):
 ES256-signed with the gateway's assertion key, valid for at most 60 seconds, addressed to
-that upstream alone (`aud` is its name), identified by the request id (`jti`). Its claims
+that upstream alone (`aud` is its name), identified by a fresh random `jti` (the request id,
+which the caller chooses and may reuse on a retry, is its own claim). Its claims
 are the request record's identity and decision fields plus the record's audit index, so
 an upstream can check a request against the audit log. The public key is served as a JWKS
 at `/.well-known/jwks.json`.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,7 +158,9 @@ def assertion_claims(record: dict[str, Any], audit_index: int) -> dict[str, Any]
     principal = record["principal"] or {}
     return {
         "sub": principal.get("subject"),
-        "jti": record["request_id"],
+        # 128 random bits: unique per assertion even when a caller retries with the same
+        # X-Request-ID, so a verifier's replay cache refuses only a real replay.
+        "jti": secrets.token_urlsafe(16),
         "subject_issuer": principal.get("issuer"),
         "organisation": principal.get("organisation"),
         "nationalities": [

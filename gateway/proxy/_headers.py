@@ -55,33 +55,34 @@ _NOT_FORWARDED = HOP_BY_HOP | {
 IDENTITY_HEADERS = frozenset(
     {
         b"forwarded",
+        b"x-forwarded",  # the pre-RFC 7239 single header
         b"x-real-ip",
+        b"client-ip",
         b"true-client-ip",
         b"x-cluster-client-ip",
+        b"x-originating-ip",
+        b"x-proxyuser-ip",
         b"fastly-client-ip",
         b"cf-connecting-ip",
         b"cf-connecting-ipv6",
         b"cf-ipcountry",
-        b"remote-user",
-        b"remote-groups",
-        b"remote-email",
-        b"remote-name",
+        b"x-azure-clientip",
+        b"x-azure-socketip",
         b"x-user",
         b"x-email",
         b"x-groups",
         b"x-username",
         b"x-userid",
-        b"x-authenticated-user",
-        b"x-authenticated-userid",
-        b"x-authenticated-groups",
+        b"x-principal",
+        b"x-preferred-username",
         b"x-id-token",
         b"x-access-token",
         b"x-userinfo",
-        b"x-jwt-assertion",
         b"x-endpoint-api-userinfo",
         b"x-apigateway-api-userinfo",
-        b"x-goog-iap-jwt-assertion",
         b"x-anonymous-consumer",
+        b"x-arr-clientcert",  # Azure Application Request Routing
+        b"gap-auth",  # oauth2-proxy's older name
         b"teleport-jwt-assertion",
     }
 )
@@ -91,11 +92,24 @@ IDENTITY_PREFIXES = (
     b"x-forwarded-",
     b"x-original-",
     b"x-client-",
+    b"client-cert",  # RFC 9440: Client-Cert and Client-Cert-Chain
     b"x-ssl-",
     b"ssl-client-",
-    b"x-auth-request-",  # oauth2-proxy
+    b"x-tls-client-",
+    b"x-mtls-",
+    b"x-spiffe-",
+    b"remote-",  # Remote-User, -Groups, -Email, -Name (Authelia, Authentik, ...)
+    b"x-auth-",  # x-auth-user, x-auth-email, oauth2-proxy's x-auth-request-*
+    b"x-authenticated-",
+    b"x-principal-",
+    b"x-jwt-",
+    b"x-oidc-",
+    b"oidc-claim-",  # Apache mod_auth_openidc
+    b"x-saml-",
     b"x-amzn-oidc-",  # AWS ALB
+    b"x-amzn-mtls-",
     b"x-goog-authenticated-user-",  # Google IAP
+    b"x-goog-iap-",
     b"x-appengine-",
     b"x-ms-client-principal",  # Azure App Service authentication
     b"x-ms-token-",

@@ -131,7 +131,8 @@ async def test_the_upstream_gets_a_verified_assertion_of_the_decided_request(
         assert [n["value"] for n in claims["nationalities"]] == ["US"]
         assert all(n["source"] for n in claims["nationalities"])
         assert claims["roles"] == record["principal"]["roles"]
-        assert (claims["jti"], claims["request_id"]) == (request_id, request_id)
+        assert claims["request_id"] == request_id
+        assert claims["jti"] != request_id
         assert claims["audit_index"] == index
         assert claims["reason"] == record["reason"] == "allow.grant"
         assert claims["grant_id"] == "caisi-muse-spark-2-eval"
@@ -176,6 +177,25 @@ async def test_a_forged_tampered_expired_or_replayed_assertion_is_refused(
         # One not seen before is accepted: the refusals above are about the assertions.
         fresh = signer.sign({**claims, "jti": "fresh"}, "demo", grant_clock())
         assert (await _direct(url, fresh)).status_code == 200
+
+
+async def test_a_retry_with_the_same_request_id_is_not_taken_for_a_replay(
+    tmp_path: Path, pki: Path, grant_clock: Clock
+) -> None:
+    async with asserting_gateway(tmp_path, pki, grant_clock) as (gateway, demo, _):
+        client = gateway.client("alice")
+        answers = [
+            await client.post(
+                CHAT,
+                json={"model": "muse-spark-2", "messages": HELLO},
+                headers={"X-Request-ID": "retry-1"},
+            )
+            for _ in range(3)
+        ]
+        assert [a.status_code for a in answers] == [200, 200, 200], answers[-1].text
+        seen = [entry.assertion for entry in demo.log[-3:]]
+        assert all(claims is not None and claims["request_id"] == "retry-1" for claims in seen)
+        assert len({claims["jti"] for claims in seen if claims is not None}) == 3
 
 
 async def test_a_callers_own_assertion_is_replaced_by_the_gateways(

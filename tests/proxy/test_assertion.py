@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import stat
 import subprocess
@@ -54,7 +55,14 @@ RECORD = {
 def test_only_trusted_nationalities_are_asserted() -> None:
     claims = assertion_claims(RECORD, 17)
     assert claims["nationalities"] == [{"value": "US", "source": "ca:agency"}]
-    assert (claims["audit_index"], claims["jti"], claims["sub"]) == (17, "r-1", "alice")
+    assert (claims["audit_index"], claims["request_id"], claims["sub"]) == (17, "r-1", "alice")
+
+
+def test_every_assertion_has_its_own_token_id_even_for_one_request_id() -> None:
+    ids = {assertion_claims(RECORD, 17)["jti"] for _ in range(100)}
+    assert len(ids) == 100
+    assert all(len(base64.urlsafe_b64decode(i + "==")) == 16 for i in ids)
+    assert "r-1" not in ids
 
 
 def test_an_assertion_verifies_with_the_published_key(key_files: tuple[Path, Path]) -> None:

@@ -88,6 +88,34 @@ IMPERSONATING = [
     (b"x-envoy-external-address", b"10.0.0.1"),
     (b"x-webauth-user", b"alice"),
     (b"tailscale-user-login", b"alice@example.com"),
+    # RFC 9440 and the other places front ends put a verified client certificate
+    (b"client-cert", b":MIIB:"),
+    (b"client-cert-chain", b":MIIB:, :MIIC:"),
+    (b"x-arr-clientcert", b"MIIB"),
+    (b"x-amzn-mtls-clientcert", b"MIIB"),
+    (b"x-tls-client-cert", b"MIIB"),
+    (b"x-mtls-subject", b"CN=alice"),
+    (b"x-spiffe-id", b"spiffe://example.org/alice"),
+    # addresses
+    (b"x-forwarded", b"for=203.0.113.9"),
+    (b"client-ip", b"203.0.113.9"),
+    (b"x-originating-ip", b"203.0.113.9"),
+    (b"x-azure-clientip", b"203.0.113.9"),
+    # who the caller is, as authenticating proxies spell it
+    (b"x-auth-user", b"alice"),
+    (b"x-auth-email", b"alice@example.com"),
+    (b"x-auth-token", b"t"),
+    (b"x-authenticated-email", b"alice@example.com"),
+    (b"x-principal", b"alice"),
+    (b"x-principal-id", b"alice"),
+    (b"x-preferred-username", b"alice"),
+    (b"remote-nationality", b"US"),
+    (b"oidc-claim-nationality", b"US"),
+    (b"x-oidc-claims", b"{}"),
+    (b"x-jwt-payload", b"e30"),
+    (b"x-goog-iap-jwt-assertion", b"a.b.c"),
+    (b"x-saml-subject", b"alice"),
+    (b"gap-auth", b"alice@example.com"),
 ]
 
 
