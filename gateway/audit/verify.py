@@ -205,6 +205,12 @@ def _verify_store(
     _verify_nodes(store, nodes)
     _verify_head(store, state)
     signed = max(expected, default=0)
+    if trusted_checkpoint is not None and trusted_checkpoint.tree_size > signed:
+        raise IntegrityError(
+            f"the trusted checkpoint at size {trusted_checkpoint.tree_size} is not stored;"
+            f" the newest stored checkpoint is at size {signed} (checkpoints removed)",
+            tree_size=trusted_checkpoint.tree_size,
+        )
     if (require_signed or trusted_checkpoint is not None) and state.size > signed:
         raise IntegrityError(
             f"records {signed}..{state.size - 1} ({state.size - signed}) are not covered by"

@@ -111,6 +111,19 @@ def test_a_forged_record_after_the_last_checkpoint_is_an_unsigned_tail_never_ver
     assert "unsigned tail" in output
 
 
+def test_a_trusted_checkpoint_missing_from_the_store_is_named(
+    store: Path, verifier_file: Path, tmp_path: Path
+) -> None:
+    code, trusted, _ = run_cli(["audit", "checkpoint", "--store", str(store)])
+    assert code == 0
+    (tmp_path / "trusted").write_text(trusted)
+    _sql(store, "DELETE FROM checkpoints WHERE tree_size = 40")
+    code, output = _verify(store, verifier_file, "--trusted-checkpoint", str(tmp_path / "trusted"))
+    assert code == 1
+    assert "the trusted checkpoint at size 40 is not stored" in output
+    assert "checkpoints removed" in output
+
+
 @pytest.mark.parametrize("column", [n for n in FIELD_NAMES if n != "time_us"])
 def test_every_query_column_is_checked_against_the_record(
     store: Path, verifier_file: Path, column: str
