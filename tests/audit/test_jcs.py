@@ -130,7 +130,7 @@ _simple = st.recursive(
 )
 
 
-@settings(max_examples=1000)
+@settings(max_examples=300)
 @given(_simple)
 def test_fast_path_equals_full_serialiser_for_simple_values(value: Any) -> None:
     fast = _encode_simple(value)
