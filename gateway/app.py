@@ -135,7 +135,11 @@ def build_app(
         telemetry=telemetry,
         logger=logger,
         quotas=QuotaLimiter(
-            settings.quotas, settings.quotas.counters(), logger, telemetry.quota_used
+            settings.quotas,
+            settings.quotas.counters(),
+            logger,
+            telemetry.quota_used,
+            alone_among_workers=supervised() and settings.quotas.store is None,
         ),
         witnesses=WitnessSubmitter(settings.audit, logger=logger)
         if settings.audit.witnesses

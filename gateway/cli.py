@@ -44,6 +44,10 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         from gateway.workers import Supervisor
 
+        problem = _counted_alone(settings)
+        if problem is not None:
+            print(f"gateway: configuration error: {settings.source}: {problem}", file=sys.stderr)
+            return 2
         return Supervisor(Path(args.config), settings, args.workers).run()
     try:
         serve(settings)
@@ -55,6 +59,29 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"gateway: policy error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _counted_alone(settings: Any) -> str | None:
+    """Why `--workers N` cannot serve this policy without a shared counter store: each
+    worker would count quotas and rate limits alone, multiplying every limit by N."""
+    from gateway.policy import PolicyError, load_policy
+
+    if settings.quotas.store is not None:
+        return None
+    try:
+        policy = load_policy(settings.policy.directory)
+    except PolicyError:
+        return None  # the workers report it, as a single process would
+    limits = policy.settings.rate_limits
+    if any(grant.quota is not None for grant in policy.grants) or (
+        limits.principal_per_minute or limits.organisation_per_minute or limits.organisations
+    ):
+        return (
+            "quotas.store: the policy declares quotas or rate limits, and with --workers each"
+            " worker would count them alone (every limit times the number of workers); set"
+            " quotas.store to a Redis URL every worker shares"
+        )
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -362,7 +362,7 @@ class InferenceEndpoint:
         request_index = await gateway.record(record)
         since = exchange.stage("audit", since)
         if request_index is None:
-            await gateway.quotas.settle(verdict.ticket, None)
+            await gateway.quotas.release(verdict.ticket)
             await exchange.unavailable()
             return
         upstream = gateway.upstreams[target.upstream]

@@ -264,3 +264,23 @@ def test_an_unreachable_postgresql_store_fails_quickly(
     assert time.monotonic() - started < 10
     assert "audit.store: audit store postgresql://gateway@127.0.0.1" in err
     assert "secret-password" not in out + err
+
+
+def test_the_quota_counter_store_is_reached_or_named_unreachable(
+    tmp_path: Path, pki: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reached = write_settings(tmp_path, pki, quotas={"store": "redis://127.0.0.1:6379/0"})
+    status, out, _ = check(reached, capsys)
+    assert status == 0
+    assert "quota counters" in out
+    assert "redis://127.0.0.1:6379: reachable" in out
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    url = f"redis://default:secret-password@127.0.0.1:{port}/0"
+    started = time.monotonic()
+    status, out, err = check(write_settings(tmp_path, pki, quotas={"store": url}), capsys)
+    assert status == 1
+    assert time.monotonic() - started < 10
+    assert f"quotas.store: redis://127.0.0.1:{port} cannot be reached" in err
+    assert "secret-password" not in out + err

@@ -171,7 +171,7 @@ async def suspension(request: Request) -> Response:
         call,
         "admin.suspension.remove",
         object_id,
-        lambda actor: _control(call).remove(object_id, actor),
+        lambda actor: _control(call).lift_suspension(object_id, actor),
     )
 
 
@@ -278,7 +278,10 @@ async def _removal(call: Call, reason: str, object_id: str, make: Any) -> Respon
     intent = await _record_intent(call, reason, {"object_id": object_id})
     if intent is None:
         return _unavailable(call)
-    applied: Applied | None = await make(_actor(call))
+    try:
+        applied: Applied | None = await make(_actor(call))
+    except ObjectRefused as refused:
+        return await _outcome(call, reason, intent, refused.status, None, refused)
     if applied is None:
         refusal = ObjectRefused(
             f"{object_id} is not a run-time object or grant in force", status=404

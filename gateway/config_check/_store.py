@@ -1,11 +1,13 @@
-"""The audit store part of `gateway config check`: reachable, writable, and signed by
-the configured key (the same head check `gateway serve` makes at start)."""
+"""The stores part of `gateway config check`: the audit store reachable, writable, and
+signed by the configured key (the same head check `gateway serve` makes at start); the
+quota counter store (Redis) reachable."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from gateway.audit import SchemaError, StoreError, describe_location, load_signer, open_store
 from gateway.audit.errors import AuditError
@@ -77,6 +79,35 @@ def check_store(checker: Checker, settings: Settings) -> None:
             "with the signing key",
         )
     )
+
+
+def check_counters(checker: Checker, settings: Settings) -> None:
+    """Ping the Redis that `quotas.store` names (without it, grant quotas fail closed)."""
+    url = settings.quotas.store
+    if url is None:
+        return
+    import redis
+
+    parts = urlsplit(url)
+    where = f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
+    if parts.scheme == "unix":
+        where = f"unix://{parts.path}"
+    client = redis.Redis.from_url(
+        url, socket_timeout=checker.connect_timeout, socket_connect_timeout=checker.connect_timeout
+    )
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        checker.add(
+            "unreachable",
+            "quotas.store",
+            f"{where} cannot be reached ({type(exc).__name__}): requests under a grant with a"
+            " quota would get 503 quota_unavailable",
+        )
+        return
+    finally:
+        client.close()
+    checker.report.checked.append(("quota counters", f"{where}: reachable"))
 
 
 def _existing_ancestor(path: Path) -> Path:

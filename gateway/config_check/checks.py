@@ -22,7 +22,7 @@ from gateway.policy import PolicyError, load_policy, verify_grant_approvals
 from gateway.settings import Settings, load_settings
 
 from ._report import Finding, Report, Severity
-from ._store import check_store
+from ._store import check_counters, check_store
 
 SOON = timedelta(days=30)
 
@@ -61,6 +61,7 @@ class Checker:
         for check in (self._identity, self._tls, self._upstreams, self._policy):
             check(settings)
         check_store(self, settings)
+        check_counters(self, settings)
         return self.report
 
     # -- identity -------------------------------------------------------------------------

@@ -4,7 +4,7 @@ step with every other process through the change channel, laid over the file pol
 `LiveControl` loads the objects at start, validates each against the file policy in
 force (as the same object in a policy file would be), and installs an overlay in the
 `PolicyHolder`, so `holder.current` is the file policy plus suspensions and grants added
-at run time, minus file grants revoked early. A change made here is stored (and
+at run time, minus grants revoked early. A change made here is stored (and
 announced) first, then applied here at once; other processes apply it when the channel
 tells them. Parsed objects are kept per file-policy version, so a change costs parsing
 that one object and rebuilding two indexes, not a policy load.
@@ -186,10 +186,11 @@ class LiveControl:
             raise ObjectRefused("a grant needs an id", field="id")
         return await self._add("grant", f"grant:{grant_id}", body, actor)
 
-    async def remove(self, object_id: str, actor: str) -> Applied | None:
-        """Lift a suspension or withdraw a run-time grant; None if there is none."""
+    async def lift_suspension(self, object_id: str, actor: str) -> Applied | None:
+        """Lift a suspension added at run time; None if there is no such suspension (a
+        grant, a revocation or a file suspension is never lifted here)."""
         old_version = self.holder.current.version
-        removed = await asyncio.to_thread(self.store.remove, object_id)
+        removed = await asyncio.to_thread(self.store.remove, object_id, "suspension")
         if removed is None:
             return None
         parsed = self._parsed.get(object_id)
@@ -199,20 +200,31 @@ class LiveControl:
         return Applied(removed, parsed or object_id, old_version, self.holder.current.version)
 
     async def revoke_grant(self, grant_id: str, actor: str) -> Applied | None:
-        """Close access under grant `grant_id` now: withdraw it if it was added at run
-        time, else revoke the file grant. None if no grant of that id is in force."""
-        if f"grant:{grant_id}" in self._objects:
-            return await self.remove(f"grant:{grant_id}", actor)
-        if not any(g.id == grant_id for g in self.holder.static.grants):
+        """Close access under grant `grant_id` now, for good: store its revocation (which
+        also withdraws it if it was added at run time). A revoked id cannot be posted
+        again; re-opening access takes a grant with a new id and new approvals. None if
+        no grant of that id is in force."""
+        grant_object_id = f"grant:{grant_id}"
+        if grant_object_id not in self._objects and not any(
+            g.id == grant_id for g in self.holder.static.grants
+        ):
             return None
-        return await self._add("revocation", f"revocation:{grant_id}", {"grant": grant_id}, actor)
+        item = self._new("revocation", f"revocation:{grant_id}", {"grant": grant_id}, actor)
+        old_version = self.holder.current.version
+        try:
+            withdrawn = await asyncio.to_thread(self.store.revoke, item, grant_object_id)
+        except KeyError:
+            raise ObjectRefused(f"grant {grant_id} is revoked already", status=409) from None
+        if withdrawn is not None:
+            self._forget(grant_object_id)
+        self._install(item, grant_id)
+        self.logger.info("control.revoked", id=grant_id, actor=actor)
+        return Applied(item, grant_id, old_version, self.holder.current.version)
 
     async def _add(
         self, kind: ObjectKind, object_id: str, body: dict[str, Any], actor: str
     ) -> Applied:
-        text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        created_us = int(self.clock() * 1e6)
-        item = StoredObject(object_id, kind, text, digest_of(text), created_us, actor)
+        item = self._new(kind, object_id, body, actor)
         try:
             parsed = _parse(self.holder.static, item, self._file_grant_ids)
         except PolicyLoadError as exc:
@@ -220,14 +232,33 @@ class LiveControl:
         except ValueError as exc:
             raise ObjectRefused(str(exc)) from exc
         old_version = self.holder.current.version
-        if not await asyncio.to_thread(self.store.add, item):
+        revocation = f"revocation:{object_id.removeprefix('grant:')}" if kind == "grant" else None
+        blocked = await asyncio.to_thread(self.store.add, item, unless=revocation)
+        if blocked == object_id:
             raise ObjectRefused(f"{object_id} exists already", field="id", status=409)
-        self._objects[object_id] = item
-        self._parsed[object_id] = parsed
-        self._dynamic.add(object_id, item.digest, parsed)
-        self.holder.set_static(self.holder.static)
+        if blocked is not None:
+            raise ObjectRefused(
+                f"grant {object_id.removeprefix('grant:')} was revoked; re-opening access"
+                " takes a grant with a new id, signed again by its approvers",
+                field="id",
+                status=409,
+            )
+        self._install(item, parsed)
         self.logger.info("control.added", id=object_id, actor=actor)
         return Applied(item, parsed, old_version, self.holder.current.version)
+
+    def _new(
+        self, kind: ObjectKind, object_id: str, body: dict[str, Any], actor: str
+    ) -> StoredObject:
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        created_us = int(self.clock() * 1e6)
+        return StoredObject(object_id, kind, text, digest_of(text), created_us, actor)
+
+    def _install(self, item: StoredObject, parsed: Parsed) -> None:
+        self._objects[item.id] = item
+        self._parsed[item.id] = parsed
+        self._dynamic.add(item.id, item.digest, parsed)
+        self.holder.set_static(self.holder.static)
 
 
 def _parse(static: Policy, item: StoredObject, file_grant_ids: frozenset[str]) -> Parsed:

@@ -2,9 +2,11 @@
 (the audit store's database: one SQLite file, or one PostgreSQL database, for the fleet).
 
 A row is one object as the operator posted it: a suspension, a grant, or the revocation
-of a file grant. Adding or removing one is a transaction that also announces the change
-on the change channel, so every process reloads after the commit. The audit log keeps
-the history (each change is an `admin` record); the table holds what is in force.
+of a grant. A revocation stays: it is what keeps a revoked grant from being posted again
+(re-opening access takes a grant with a new id, and so new approvals). Adding or removing
+one is a transaction that also announces the change on the change channel, so every
+process reloads after the commit. The audit log keeps the history (each change is an
+`admin` record); the table holds what is in force.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ _STATEMENTS = {
     "find": _SELECT + " WHERE id = ?",
     "insert": "INSERT INTO control_objects VALUES (?, ?, ?, ?, ?, ?)",
     "delete": "DELETE FROM control_objects WHERE id = ?",
+    "find_kind": _SELECT + " WHERE id = ? AND kind = ?",
 }
 
 
@@ -135,27 +138,50 @@ class ControlStore:
             rows = connection.execute(self._sql["load"]).fetchall()
         return [_object(row) for row in rows]
 
-    def add(self, item: StoredObject) -> bool:
-        """Store `item` and announce it; False if an object with its id exists."""
+    def add(self, item: StoredObject, *, unless: str | None = None) -> str | None:
+        """Store `item` and announce it. None when stored; else the id that prevented it:
+        `item.id` if an object with that id exists, or `unless` if that object exists."""
         with self._transaction() as connection:
-            if connection.execute(self._sql["find"], (item.id,)).fetchone() is not None:
-                return False
-            connection.execute(
-                self._sql["insert"],
-                (item.id, item.kind, item.body, item.digest, item.created_us, item.created_by),
-            )
+            for blocking in (item.id, unless):
+                if blocking is not None and self._find(connection, blocking) is not None:
+                    return blocking
+            self._insert(connection, item)
             announce(connection, TOPIC)
-        return True
+        return None
 
-    def remove(self, object_id: str) -> StoredObject | None:
-        """Remove the object `object_id` and announce it; the removed object, or None."""
+    def remove(self, object_id: str, kind: ObjectKind) -> StoredObject | None:
+        """Remove the object `object_id` if it is of `kind`, and announce it; the removed
+        object, or None."""
         with self._transaction() as connection:
-            row = connection.execute(self._sql["find"], (object_id,)).fetchone()
+            row = connection.execute(self._sql["find_kind"], (object_id, kind)).fetchone()
             if row is None:
                 return None
             connection.execute(self._sql["delete"], (object_id,))
             announce(connection, TOPIC)
         return _object(row)
+
+    def revoke(self, revocation: StoredObject, grant_object_id: str) -> StoredObject | None:
+        """Store `revocation` and withdraw the run-time grant `grant_object_id` if there is
+        one, in one transaction; the withdrawn grant, or None. KeyError, and no change, if
+        `revocation` exists already."""
+        with self._transaction() as connection:
+            if self._find(connection, revocation.id) is not None:
+                raise KeyError(revocation.id)
+            self._insert(connection, revocation)
+            row = connection.execute(self._sql["find_kind"], (grant_object_id, "grant")).fetchone()
+            if row is not None:
+                connection.execute(self._sql["delete"], (grant_object_id,))
+            announce(connection, TOPIC)
+        return None if row is None else _object(row)
+
+    def _find(self, connection: Any, object_id: str) -> Any:
+        return connection.execute(self._sql["find"], (object_id,)).fetchone()
+
+    def _insert(self, connection: Any, item: StoredObject) -> None:
+        connection.execute(
+            self._sql["insert"],
+            (item.id, item.kind, item.body, item.digest, item.created_us, item.created_by),
+        )
 
     def close(self) -> None:
         with self._lock:

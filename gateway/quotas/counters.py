@@ -30,8 +30,9 @@ class CountersUnavailable(Exception):
         self.reason = reason
 
 
-Admission = tuple[bool, str, int, int]
-"""(admitted, what ran out: "" | "requests" | "tokens", requests used, tokens used)."""
+Admission = tuple[bool, str, int, int, int]
+"""(admitted, what ran out: "" | "requests" | "tokens", requests used, tokens used, tokens
+reserved for this request)."""
 
 
 class Counters(Protocol):
@@ -44,9 +45,16 @@ class Counters(Protocol):
         tokens: int | None,
         reserve: int,
         expires: float,
-    ) -> Admission: ...
+        shrink: bool = False,
+    ) -> Admission:
+        """Admit one request if the grant's budget allows; `shrink`: a reservation larger
+        than the tokens left may take what is left instead of refusing."""
+        ...
 
-    async def settle(self, key: str, reserved: int, used: int) -> None: ...
+    async def settle(self, key: str, reserved: int, used: int, unserved: bool = False) -> None:
+        """Replace a reservation by the tokens used; `unserved`: the request never reached
+        the upstream, so it gives its request back too."""
+        ...
 
     async def usage(self, key: str) -> tuple[int, int, int]: ...
 
@@ -78,21 +86,33 @@ class MemoryCounters:
         return True, 0.0
 
     async def admit(
-        self, key: str, requests: int | None, tokens: int | None, reserve: int, expires: float
+        self,
+        key: str,
+        requests: int | None,
+        tokens: int | None,
+        reserve: int,
+        expires: float,
+        shrink: bool = False,
     ) -> Admission:
         used = self._grants.setdefault(key, [0, 0, 0])
         if requests is not None and used[0] >= requests:
-            return False, "requests", used[0], used[1]
-        if tokens is not None and used[1] + used[2] + reserve > tokens:
-            return False, "tokens", used[0], used[1]
+            return False, "requests", used[0], used[1], 0
+        if tokens is not None:
+            left = tokens - used[1] - used[2]
+            if shrink and 0 < left < reserve:
+                reserve = left
+            if reserve > left or left <= 0:
+                return False, "tokens", used[0], used[1], 0
         used[0] += 1
         used[2] += reserve
-        return True, "", used[0], used[1]
+        return True, "", used[0], used[1], reserve
 
-    async def settle(self, key: str, reserved: int, used: int) -> None:
+    async def settle(self, key: str, reserved: int, used: int, unserved: bool = False) -> None:
         counts = self._grants.setdefault(key, [0, 0, 0])
         counts[1] += used
         counts[2] = max(0, counts[2] - reserved)
+        if unserved:
+            counts[0] = max(0, counts[0] - 1)
 
     async def usage(self, key: str) -> tuple[int, int, int]:
         requests, tokens, reserved = self._grants.get(key, [0, 0, 0])
@@ -111,21 +131,29 @@ local request_limit = tonumber(ARGV[1])
 local token_limit = tonumber(ARGV[2])
 local reserve = tonumber(ARGV[3])
 if request_limit >= 0 and requests >= request_limit then
-  return {0, 'requests', requests, tokens}
+  return {0, 'requests', requests, tokens, 0}
 end
-if token_limit >= 0 and tokens + reserved + reserve > token_limit then
-  return {0, 'tokens', requests, tokens}
+if token_limit >= 0 then
+  local left = token_limit - tokens - reserved
+  if ARGV[5] == '1' and left > 0 and left < reserve then reserve = left end
+  if reserve > left or left <= 0 then
+    return {0, 'tokens', requests, tokens, 0}
+  end
 end
 redis.call('HINCRBY', KEYS[1], 'requests', 1)
 redis.call('HINCRBY', KEYS[1], 'reserved', reserve)
 redis.call('EXPIREAT', KEYS[1], ARGV[4])
-return {1, '', requests + 1, tokens}
+return {1, '', requests + 1, tokens, reserve}
 """
 
 _SETTLE = """
 redis.call('HINCRBY', KEYS[1], 'tokens', ARGV[2])
 local left = redis.call('HINCRBY', KEYS[1], 'reserved', -tonumber(ARGV[1]))
 if left < 0 then redis.call('HSET', KEYS[1], 'reserved', 0) end
+if ARGV[3] == '1' then
+  local requests = redis.call('HINCRBY', KEYS[1], 'requests', -1)
+  if requests < 0 then redis.call('HSET', KEYS[1], 'requests', 0) end
+end
 return 1
 """
 
@@ -170,7 +198,13 @@ class RedisCounters:
         return True, 0.0
 
     async def admit(
-        self, key: str, requests: int | None, tokens: int | None, reserve: int, expires: float
+        self,
+        key: str,
+        requests: int | None,
+        tokens: int | None,
+        reserve: int,
+        expires: float,
+        shrink: bool = False,
     ) -> Admission:
         result = await self._call(
             self._admit(
@@ -180,14 +214,25 @@ class RedisCounters:
                     -1 if tokens is None else tokens,
                     reserve,
                     int(expires),
+                    1 if shrink else 0,
                 ],
             )
         )
-        admitted, ran_out, used_requests, used_tokens = result
-        return bool(admitted), str(ran_out or ""), int(used_requests), int(used_tokens)
+        admitted, ran_out, used_requests, used_tokens, taken = result
+        return (
+            bool(admitted),
+            str(ran_out or ""),
+            int(used_requests),
+            int(used_tokens),
+            int(taken),
+        )
 
-    async def settle(self, key: str, reserved: int, used: int) -> None:
-        await self._call(self._settle(keys=[self._key(f"grant:{key}")], args=[reserved, used]))
+    async def settle(self, key: str, reserved: int, used: int, unserved: bool = False) -> None:
+        await self._call(
+            self._settle(
+                keys=[self._key(f"grant:{key}")], args=[reserved, used, 1 if unserved else 0]
+            )
+        )
 
     async def usage(self, key: str) -> tuple[int, int, int]:
         values = await self._call(

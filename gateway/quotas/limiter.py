@@ -13,11 +13,16 @@ organisation). What the gateway does:
    the grant's window ends: nothing frees budget before then but an operator);
 3. after the response, the reservation is replaced by the tokens the upstream reported
    (streams included); a response that reports none keeps its reservation as its cost.
+   A streamed request under a grant with a token quota must ask for its usage
+   (`stream_options.include_usage: true`), else `400 usage_required`: OpenAI-compatible
+   servers report a stream's usage only when asked. A request that is never forwarded
+   (its record could not be written) gives back its request and its reservation.
 
 A request's reservation is its `max_completion_tokens` / `max_tokens` /
-`max_output_tokens` when it sets one, else `quotas.reserve_tokens`. So a token quota is
-exceeded by at most, per request in flight, its prompt tokens plus any completion tokens
-beyond its reservation (none when callers set a maximum).
+`max_output_tokens` when it sets one (it must fit in what is left), else
+`quotas.reserve_tokens` or what is left of the budget if that is less. So a token quota
+is exceeded by at most, per request in flight, its prompt tokens plus any completion
+tokens beyond its reservation (none when callers set a maximum).
 
 If the counter store is unreachable: grant quotas fail closed (`503 quota_unavailable`),
 rate limits do as `quotas.on_store_failure` says (`allow`, the default, or `deny`).
@@ -87,7 +92,7 @@ class Verdict:
     allowed: bool
     reason: str | None = None  # rate_limited.principal | rate_limited.organisation | ...
     status: int = 200
-    code: str | None = None  # rate_limited | quota_exhausted | quota_unavailable
+    code: str | None = None  # rate_limited | quota_exhausted | quota_unavailable | usage_required
     retry_after: int | None = None
     ticket: Ticket | None = None
 
@@ -96,10 +101,17 @@ class Verdict:
             return "Too many requests; slow down and retry after the time given."
         if self.code == "quota_exhausted":
             return "The quota of your access grant for this model is used up."
+        if self.code == "usage_required":
+            return (
+                "Your access grant counts tokens: a streamed request must set"
+                ' "stream_options": {"include_usage": true} so that its usage can be counted.'
+            )
         return "The gateway cannot check quotas right now; nothing was forwarded."
 
 
 ADMITTED = Verdict(True)
+# A stream under a token quota that would not report its usage could not be counted.
+USAGE_REQUIRED = Verdict(False, "quota.usage_required", 400, "usage_required")
 
 
 def grant_key(grant: Grant) -> str:
@@ -116,9 +128,14 @@ class QuotaLimiter:
         counters: Counters,
         logger: Any,
         report: Callable[[str, str, float, float | None], None] | None = None,
+        *,
+        alone_among_workers: bool = False,
     ) -> None:
         """`report(grant id, "requests" | "tokens", used, limit)` hears each grant's use
-        as the counters know it (the metrics publish it)."""
+        as the counters know it (the metrics publish it). `alone_among_workers`: this is
+        one of several workers counting in process, so a grant budget cannot be kept (each
+        worker would grant it whole): grant quotas fail closed, as with a store down."""
+        self.alone_among_workers = alone_among_workers
         self.settings = settings
         self.counters = counters
         self.logger = logger
@@ -168,15 +185,27 @@ class QuotaLimiter:
         grant = self.grant(policy, decision.grant_id)
         if grant is None or grant.quota is None:
             return ADMITTED
-        reserve = _reservation(body, self.settings.reserve_tokens)
+        counts_tokens = grant.quota.tokens is not None
+        if counts_tokens and body.get("stream") is True and not _asks_for_usage(body):
+            return USAGE_REQUIRED
+        explicit = _reservation(body)
+        reserve = explicit if explicit is not None else self.settings.reserve_tokens
+        if self.alone_among_workers:
+            self.logger.error(
+                "quota.store_unavailable",
+                check="grant",
+                error="quotas.store is needed with --workers",
+            )
+            return _unavailable("grant")
         key = grant_key(grant)
         try:
-            admitted, ran_out, used_requests, used_tokens = await self.counters.admit(
+            admitted, ran_out, used_requests, used_tokens, taken = await self.counters.admit(
                 key,
                 grant.quota.requests,
                 grant.quota.tokens,
-                reserve if grant.quota.tokens is not None else 0,
+                reserve if counts_tokens else 0,
                 grant.not_after.timestamp() + 86_400,
+                shrink=explicit is None,
             )
         except CountersUnavailable as exc:
             self.logger.error("quota.store_unavailable", check="grant", error=exc.reason)
@@ -187,19 +216,28 @@ class QuotaLimiter:
         if not admitted:
             ends = max(1, round(grant.not_after.timestamp() - now))
             return Verdict(False, f"quota.{ran_out}_exhausted", 429, "quota_exhausted", ends)
-        return Verdict(True, ticket=Ticket(key, reserve if grant.quota.tokens is not None else 0))
+        return Verdict(True, ticket=Ticket(key, taken))
 
     async def settle(self, ticket: Ticket | None, usage: Any) -> None:
         """Replace the reservation with the tokens the upstream reported (if it did)."""
         if ticket is None or (ticket.reserved == 0 and usage is None):
             return
         used = _tokens(usage)
+        if used is None:
+            self.logger.warning("quota.usage_missing", reserved=ticket.reserved)
+        await self._settle(ticket, used if used is not None else ticket.reserved)
+
+    async def release(self, ticket: Ticket | None) -> None:
+        """Give back what an admitted request took when it was never forwarded (its
+        record could not be written): its request and its reservation."""
+        if ticket is not None:
+            await self._settle(ticket, 0, unserved=True)
+
+    async def _settle(self, ticket: Ticket, used: int, unserved: bool = False) -> None:
         try:
-            await self.counters.settle(
-                ticket.grant_key, ticket.reserved, used if used is not None else ticket.reserved
-            )
+            await self.counters.settle(ticket.grant_key, ticket.reserved, used, unserved)
         except CountersUnavailable as exc:
-            # The request was served; its cost stays reserved (counted) in the store.
+            # What was reserved stays counted in the store: too much, never too little.
             self.logger.error("quota.settle_failed", error=exc.reason)
 
     async def budget(self, grant: Grant, now: datetime) -> dict[str, Any] | None:
@@ -226,12 +264,19 @@ def _unavailable(check: str) -> Verdict:
     return Verdict(False, f"quota.unavailable[{check}]", 503, "quota_unavailable", 1)
 
 
-def _reservation(body: dict[str, Any], default: int) -> int:
+def _reservation(body: dict[str, Any]) -> int | None:
+    """The request's own maximum of output tokens, if it sets one."""
     for name in _RESERVE_FIELDS:
         value = body.get(name)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
-    return default
+    return None
+
+
+def _asks_for_usage(body: dict[str, Any]) -> bool:
+    """Whether a streamed request asks the upstream to report its usage at the end."""
+    options = body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
 
 
 def _tokens(usage: Any) -> int | None:

@@ -127,6 +127,12 @@ async def test_revoking_a_file_grant_closes_access_at_once(tmp_path: Path, pki: 
         grants = (await oscar.get("/v1/admin/grants")).json()["grants"]
         assert [(g["id"], g["revoked"]) for g in grants] == [("caisi-muse-spark-2-eval", True)]
         assert (await oscar.delete("/v1/admin/grants/no-such-grant")).status_code == 404
+        # Revoked for good: not again, and not lifted through the suspensions route.
+        again = await oscar.delete("/v1/admin/grants/caisi-muse-spark-2-eval")
+        assert again.status_code == 409, again.text
+        lifted = await oscar.delete("/v1/admin/suspensions/revocation:caisi-muse-spark-2-eval")
+        assert lifted.status_code == 404
+        assert (await alice.post(CHAT, json=chat("muse-spark-2"))).status_code == 404
         policy = (await oscar.get("/v1/admin/policy")).json()
         assert policy["version"] != policy["file_version"]
         assert [o["kind"] for o in policy["objects"]] == ["revocation"]
@@ -178,6 +184,16 @@ async def test_a_grant_added_at_run_time_opens_access_only_when_signed(
         assert again.status_code == 409
         assert (await oscar.delete(f"/v1/admin/grants/{grant.id}")).status_code == 200
         assert (await carol.post(CHAT, json=chat("muse-spark-2"))).status_code == 404
+        # A revocation needs no approvers, so it must not be undone without them: the same
+        # signed grant posted again is refused, and so is lifting it as a suspension.
+        replayed = await oscar.post("/v1/admin/grants", json={**body, "signatures": signatures})
+        assert replayed.status_code == 409, replayed.text
+        assert "revoked" in replayed.json()["error"]["message"]
+        for object_id in (f"revocation:{grant.id}", f"grant:{grant.id}"):
+            lifted = await oscar.delete(f"/v1/admin/suspensions/{object_id}")
+            assert lifted.status_code == 404, object_id
+        assert (await carol.post(CHAT, json=chat("muse-spark-2"))).status_code == 404
+        assert (await oscar.delete(f"/v1/admin/grants/{grant.id}")).status_code == 404
 
 
 async def test_run_time_objects_survive_a_restart(tmp_path: Path, pki: Path) -> None:

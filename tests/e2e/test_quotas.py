@@ -10,6 +10,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from tests.servers import serve_asgi
 from tests.signing import resign_policy
 
 SHARED_REDIS = "redis://127.0.0.1:6379/0"
+GATEWAY = str(Path(sys.executable).parent / "gateway")
 
 
 def _policies(
@@ -121,6 +123,92 @@ async def test_a_token_quota_overshoots_by_at_most_the_prompts_in_flight(
         prompt_tokens = 2
         assert used > quota_tokens // 2
         assert used <= quota_tokens + concurrent * prompt_tokens
+
+
+async def test_a_stream_under_a_token_quota_must_report_its_usage_and_is_charged_it(
+    tmp_path: Path, pki: Path
+) -> None:
+    _policies(tmp_path, quota={"tokens": 100_000})
+    async with running_gateway(tmp_path, pki, clock=Clock(instant(GRANT_WINDOW))) as gateway:
+        alice = gateway.client("alice")
+        words = " ".join(["word"] * 3000)
+        messages = [{"role": "user", "content": words}]
+        for options in (None, {}, {"include_usage": False}, {"include_usage": "true"}):
+            body = {"model": "muse-spark-2", "messages": messages, "stream": True}
+            if options is not None:
+                body["stream_options"] = options
+            refused = await alice.post(CHAT, json=body)
+            assert refused.status_code == 400, options
+            assert refused.json()["error"]["code"] == "usage_required"
+            assert "include_usage" in refused.json()["error"]["message"]
+        served = await alice.post(
+            CHAT,
+            json={
+                "model": "muse-spark-2",
+                "messages": messages,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            },
+        )
+        assert served.status_code == 200
+        [completion] = [
+            r for r in await records(gateway, kind="completion") if r["model"] == "muse-spark-2"
+        ]
+        charged = completion["usage"]["total_tokens"]
+        assert charged > 3000  # the prompt alone; far beyond the default reservation of 1024
+        whoami = (await alice.get("/v1/whoami")).json()
+        access = {entry["id"]: entry for entry in whoami["model_access"]}
+        assert access["muse-spark-2"]["grant"]["quota"]["tokens"]["used"] == charged
+        # A model without a token quota streams as before, usage or not.
+        plain = await alice.post(CHAT, json={**chat(), "stream": True})
+        assert plain.status_code == 200
+
+
+async def test_a_token_budget_smaller_than_the_reservation_still_serves_what_is_left(
+    tmp_path: Path, pki: Path
+) -> None:
+    _policies(tmp_path, quota={"tokens": 500})  # below the default reservation of 1024
+    async with running_gateway(tmp_path, pki, clock=Clock(instant(GRANT_WINDOW))) as gateway:
+        alice = gateway.client("alice")
+        first = await alice.post(CHAT, json=chat("muse-spark-2"))
+        assert first.status_code == 200, first.text
+        # A request whose own maximum does not fit in what is left is refused ...
+        too_big = await alice.post(CHAT, json=chat("muse-spark-2", max_tokens=10_000))
+        assert (too_big.status_code, too_big.json()["error"]["code"]) == (429, "quota_exhausted")
+        # ... one without a maximum reserves what is left, until nothing is.
+        statuses = [(await alice.post(CHAT, json=chat("muse-spark-2"))).status_code]
+        while statuses[-1] == 200 and len(statuses) < 500:
+            statuses.append((await alice.post(CHAT, json=chat("muse-spark-2"))).status_code)
+        assert statuses[-1] == 429
+        assert len(statuses) > 10
+        completions = [
+            r for r in await records(gateway, kind="completion") if r["model"] == "muse-spark-2"
+        ]
+        used = sum(r["usage"]["total_tokens"] for r in completions)
+        assert 500 - 10 <= used <= 500 + 10  # the last admitted request's own tokens at most
+
+
+def test_workers_without_a_shared_counter_store_refuse_to_start_under_quotas(
+    tmp_path: Path, pki: Path
+) -> None:
+    """Each worker would count alone: every limit times the number of workers."""
+    for name, quota, limits in (
+        ("quota", {"requests": 3}, {}),
+        ("rate", None, {"principal_per_minute": 5}),
+    ):
+        folder = tmp_path / name
+        folder.mkdir()
+        directory = _policies(folder, quota=quota, **limits)
+        config = gateway_settings(folder, pki, directory, "http://127.0.0.1:9", port=free_port())
+        started = subprocess.run(
+            [GATEWAY, "serve", "--workers", "2", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert started.returncode == 2, started.stderr
+        assert "quotas.store" in started.stderr
+        assert "Traceback" not in started.stderr
 
 
 async def test_rate_limits_per_caller_and_organisation(tmp_path: Path, pki: Path) -> None:
