@@ -243,6 +243,11 @@ def build_app(
                     upstreams=probe.reachability,
                     policy=lambda: holder.current,
                     policy_reload_failed=lambda: holder.last_error is not None,
+                    witness_lags=lambda: (
+                        {name: lag.seconds for name, lag in gateway.witnesses.lag().items()}
+                        if gateway.witnesses is not None
+                        else {}
+                    ),
                 )
             )
             if listener is not None:

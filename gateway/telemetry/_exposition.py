@@ -203,6 +203,24 @@ class MetricsListener:
             self._collector.close()
 
 
+class _WithoutReplacedVersions(Collector):
+    """Every worker's files added up, less the policy versions replaced since.
+
+    A worker sets a replaced version's `gateway_policy_info` to 0 and removes it, but in
+    multiprocess mode the value stays in the worker's file; left there, every policy
+    change would add a series for as long as the worker lives.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._inner = MultiProcessCollector(None, path=path)  # type: ignore[no-untyped-call]
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self._inner.collect():  # type: ignore[no-untyped-call]
+            if family.name == "gateway_policy_info":
+                family.samples = [sample for sample in family.samples if sample.value != 0]
+            yield family
+
+
 class MultiprocessDirectory:
     """The supervisor's private directory for its workers' metric files.
 
@@ -218,7 +236,7 @@ class MultiprocessDirectory:
     def registry(self, extra: Iterable[Collector] = ()) -> CollectorRegistry:
         """A registry that adds up every worker's files, with `extra` collectors."""
         registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=self.path)  # type: ignore[no-untyped-call]
+        registry.register(_WithoutReplacedVersions(self.path))
         for collector in extra:
             registry.register(collector)
         return registry

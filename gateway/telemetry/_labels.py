@@ -30,8 +30,9 @@ NONE = "none"
 REASON_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,31}(?:\.[a-z][a-z0-9_]{0,47}){1,2}")
 """A reason code's shape: `family.detail` (`nationality.denied`, `suspended.model`)."""
 
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,63}")
-"""A configured name's shape (a witness): no spaces, no slashes, at most 64 characters."""
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-/:]{0,127}")
+"""A configured name's shape (a witness, named as C2SP keys are: `witness.example/w1`):
+no spaces, at most 128 characters."""
 
 
 class BoundedLabel:

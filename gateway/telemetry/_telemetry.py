@@ -86,6 +86,9 @@ class Sources:
     upstreams: Callable[[], Mapping[str, bool]]
     policy: Callable[[], Policy]
     policy_reload_failed: Callable[[], bool]
+    # Seconds each witness is behind (the oldest checkpoint it has not cosigned has
+    # waited so long; 0 when caught up), by witness name.
+    witness_lags: Callable[[], Mapping[str, float]] = dict
 
 
 class Telemetry:
@@ -219,7 +222,7 @@ class Telemetry:
         self._quotas[(grant, self._kinds(kind))] = (used, limit)
 
     def witness_lag(self, witness: str, seconds: float) -> None:
-        """Report the age of the newest checkpoint `witness` has cosigned."""
+        """Report how many seconds `witness` is behind (beside `Sources.witness_lags`)."""
         if self._metrics is not None:
             self._witness_lags[self._witnesses(witness)] = seconds
 
@@ -285,6 +288,11 @@ class Telemetry:
             if limit is not None:
                 metrics.quota_limit.labels(grant, kind).set(limit)
         lags, self._witness_lags = self._witness_lags, {}
+        if self._sources is not None:
+            lags = {
+                **{self._witnesses(w): v for w, v in self._sources.witness_lags().items()},
+                **lags,
+            }
         for witness, seconds in lags.items():
             metrics.witness_lag.labels(witness).set(seconds)
         if self._sources is not None:

@@ -20,7 +20,7 @@ from tests.e2e.audit_support import CHAT, chat
 from tests.e2e.crash_gateway import client_context, free_port, gateway_process
 from tests.harness import REPO, gateway_settings
 from tests.servers import serve_asgi
-from tests.telemetry.samples import Samples, parse, total, value
+from tests.telemetry.samples import Samples, label_values, parse, total, value
 
 
 def _workers(supervisor: int) -> set[int]:
@@ -32,6 +32,11 @@ def _workers(supervisor: int) -> set[int]:
                 if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
                     found.add(int(child))
     return found
+
+
+def _versions(samples: Samples) -> set[str]:
+    """The policy versions /metrics shows as series."""
+    return label_values(samples, "gateway_policy_info", "version")
 
 
 def _metric_directories() -> list[Path]:
@@ -110,6 +115,23 @@ async def test_the_supervisor_serves_the_sum_of_its_workers(tmp_path: Path, pki:
             assert value(samples, "gateway_stage_duration_seconds_count", stage="total") == 12
             assert value(samples, "gateway_upstream_up", upstream="demo") == 1
             assert value(samples, "gateway_audit_store_readable") == 1
+
+            # Policy changes: only the version in force is a series, however many passed.
+            suspensions = tmp_path / "policies" / "suspensions.yaml"
+            original = suspensions.read_text()
+            seen: set[str] = set()
+            for n in range(3):
+                suspensions.write_text(
+                    original + f"  - organisation: Reseller {n}\n    reason: review\n"
+                    "    since: 2026-06-01T00:00:00Z\n"
+                )
+                known = frozenset(seen)
+                changed = await _scrape_until(
+                    url,
+                    lambda s, known=known: bool(_versions(s) - known) and len(_versions(s)) == 1,  # type: ignore[misc]
+                )
+                seen |= _versions(changed)
+            assert len(seen) == 3
 
             # A worker killed mid-run: its counts stay in the sum, its live gauges go,
             # and its replacement adds its own.

@@ -18,8 +18,11 @@ from gateway.audit.cosignature import CosignatureSigner, generate_cosigner
 from gateway.demo.material import ORIGIN
 from gateway.witness import WitnessedLog, WitnessState, build_witness_app
 from tests.audit.test_cli import run_cli
+from tests.e2e.crash_gateway import free_port
+from tests.e2e.test_metrics import scrape_until
 from tests.harness import Clock, RunningGateway, running_gateway
 from tests.servers import PromptServer
+from tests.telemetry.samples import value
 from tests.witness import spec
 
 CHAT = "/v1/chat/completions"
@@ -64,7 +67,10 @@ async def test_a_down_witness_never_blocks_serving_and_catches_up_when_it_comes_
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    metrics_port = free_port()
+    metrics = f"http://127.0.0.1:{metrics_port}"
     overrides = {
+        "metrics": {"listen": f"127.0.0.1:{metrics_port}"},
         "audit_witnesses": [{"url": url, "key": signer.verifier.to_string()}],
         "audit_witness_retry_seconds": 0.05,
         "audit_witness_retry_max_seconds": 0.4,
@@ -91,6 +97,11 @@ async def test_a_down_witness_never_blocks_serving_and_catches_up_when_it_comes_
             assert reported["failures"] >= 3
             # Serving never waited on the witness (connections refused, retries, backoff).
             assert max(latencies) < 1.0
+            # ... and the lag is on /metrics, growing while the witness is down.
+            await scrape_until(
+                metrics,
+                lambda s: value(s, "gateway_witness_lag_seconds", witness=signer.name) > 0,
+            )
 
             await witness_up.enter_async_context(_witness_on(sock, app))
             latencies = [await _ask(gateway) for _ in range(5)]
@@ -103,6 +114,14 @@ async def test_a_down_witness_never_blocks_serving_and_catches_up_when_it_comes_
             assert max(latencies) < 1.0
             lag = submitter.lag()[signer.name]
             assert (lag.failures, lag.seconds, lag.last_error) == (0, 0.0, None)
+            _, caught_up = await scrape_until(
+                metrics,
+                lambda s: value(s, "gateway_witness_lag_seconds", witness=signer.name) == 0,
+            )
+            assert (
+                "gateway_witness_lag_seconds",
+                frozenset({("witness", signer.name)}),
+            ) in caught_up
             response = await gateway.client("audra").get("/v1/audit/checkpoint")
             assert response.status_code == 200
             text, lines = spec.note_text_and_lines(response.text)
