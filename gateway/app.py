@@ -223,6 +223,9 @@ def build_app(
             policy_directory=settings.policy.directory,
         )
         await gateway.control.start()
+        if gateway.shadow is not None:
+            control = gateway.control
+            gateway.shadow.overlay = (lambda: control.objects_version, control.overlay_onto)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -243,6 +246,7 @@ def build_app(
                     upstreams=probe.reachability,
                     policy=lambda: holder.current,
                     policy_reload_failed=lambda: holder.last_error is not None,
+                    shadow=gateway.shadow.counts if gateway.shadow is not None else None,
                     witness_lags=lambda: (
                         {name: lag.seconds for name, lag in gateway.witnesses.lag().items()}
                         if gateway.witnesses is not None

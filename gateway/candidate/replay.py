@@ -7,7 +7,10 @@ principal and a model, decided by the policy (its reason is one of the policy's,
 replayed). The question is the recorded one: the principal rebuilt from its recorded
 attributes and their sources, the recorded model, `model.invoke`, at the record's
 `time`. An outcome is the decision, the reason and the grant served under; a change is
-any difference. Everything else is counted as not replayed, with why.
+any difference. A request the policy allowed and a quota or rate limit then refused is
+replayed too: unchanged while the new policy still allows it (the limit would apply as
+before), a change when the new policy refuses it. Everything else is counted as not
+replayed, with why.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ _POLICY_REASONS = (
     "action.",
 )
 _UNROUTED = "model.unrouted"
+# Refused after the policy allowed: by a grant's quota or a rate limit.
+_LIMIT_REASONS = ("quota.", "rate_limited.")
 NO_ROLES = "recorded without its asserted role attributes, which this policy's roles read"
 
 
@@ -148,7 +153,8 @@ def replay(
         if record.get("principal") is None or record.get("model") is None:
             _skip(report, f"no principal or model ({reason})", found, examples)
             continue
-        if reason != _UNROUTED and not reason.startswith(_POLICY_REASONS):
+        limited = reason.startswith(_LIMIT_REASONS)
+        if reason != _UNROUTED and not limited and not reason.startswith(_POLICY_REASONS):
             _skip(report, f"not decided by the policy ({reason})", found, examples)
             continue
         try:
@@ -166,6 +172,8 @@ def replay(
         report.replayed += 1
         report.recorded_policies[str(record.get("policy_version"))] += 1
         decision = decide(policy, caller.principal, "model.invoke", model, at)
+        if limited and decision.allowed:
+            continue  # allowed still, and the limit would refuse it as it did
         old = (str(record.get("decision")), reason, record.get("grant_id"))
         new = _outcome(decision, unrouted=reason == _UNROUTED)
         if old == new:

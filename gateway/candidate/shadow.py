@@ -5,12 +5,15 @@ The request path asks `ShadowPolicy.compare` after the live decision; when the
 candidate's outcome (decision, reason, grant) differs, the answer becomes the request
 record's `shadow` field and the difference is counted. The candidate is reloaded like
 the live policy (file changes, SIGHUP) into its own holder; a request uses the
-candidate that was current when it was compared.
+candidate that was current when it was compared. Suspensions, grants and revocations
+made through the admin API apply to the candidate as they do to the live policy (set
+`overlay`), so only what differs between the policy files shows as a difference.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -34,9 +37,16 @@ class ShadowPolicy:
     def __init__(self, policy: Policy, *, logger: Any = None) -> None:
         self.holder = PolicyHolder(policy)
         self.logger = logger or get_logger()
+        # The run-time objects' version and how to lay them over a file policy.
+        self.overlay: tuple[Callable[[], str], Callable[[Policy], Policy]] | None = None
+        self._effective: tuple[tuple[str, str], Policy] | None = None
         self.evaluations = 0
         self.differences = 0
         self.by_outcome: Counter[tuple[str, str]] = Counter()
+
+    def counts(self) -> tuple[int, Counter[tuple[str, str]]]:
+        """Requests compared, and the differences by (live reason, candidate reason)."""
+        return self.evaluations, self.by_outcome
 
     def compare(
         self,
@@ -60,7 +70,7 @@ class ShadowPolicy:
     def _compare(
         self, principal: Principal, model: str, now: datetime, live: Decision, routed: bool
     ) -> dict[str, Any] | None:
-        candidate = self.holder.current
+        candidate = self._candidate()
         decision = decide(candidate, principal, "model.invoke", model, now)
         allowed, reason, grant = decision.allowed, decision.reason, decision.grant_id
         if allowed and not routed:
@@ -76,3 +86,16 @@ class ShadowPolicy:
             "reason": reason,
             "grant_id": grant,
         }
+
+    def _candidate(self) -> Policy:
+        """The candidate with the run-time objects, rebuilt only when either changes."""
+        candidate = self.holder.current
+        if self.overlay is None:
+            return candidate
+        version, apply = self.overlay
+        key = (candidate.version, version())
+        if key[1] == "":
+            return candidate
+        if self._effective is None or self._effective[0] != key:
+            self._effective = (key, apply(candidate))
+        return self._effective[1]

@@ -131,6 +131,16 @@ class LiveControl:
         self._parsed.pop(object_id, None)
         self._dynamic.discard(object_id)
 
+    def overlay_onto(self, policy: Policy) -> Policy:
+        """`policy` (another file policy: shadow mode's candidate) with the run-time
+        objects in force here, so that it is compared under the same fleet state."""
+        return self._dynamic.apply(policy)
+
+    @property
+    def objects_version(self) -> str:
+        """SHA-256 over the run-time objects in force ("" when there are none)."""
+        return self._dynamic.version
+
     def file_hashes(self) -> dict[str, str]:
         """SHA-256 of each policy file, by path in the policy directory."""
         if self.policy_directory is None:

@@ -70,6 +70,17 @@ class GatewayMetrics:
             "Records committed in audit batches (divided by batches: the mean batch size).",
             registry=registry,
         )
+        self.shadow_evaluations = Counter(
+            "gateway_shadow_evaluations",
+            "Inference requests the shadow (candidate) policy decided beside the live one.",
+            registry=registry,
+        )
+        self.shadow_differences = Counter(
+            "gateway_shadow_differences",
+            "Requests the shadow policy decided otherwise, by live and candidate reason.",
+            ["live_reason", "candidate_reason"],
+            registry=registry,
+        )
         self.processes = gauge("gateway_processes", "Gateway processes serving.", "livesum")
         self.audit_queue = gauge(
             "gateway_audit_queue_depth", "Audit records waiting to be written.", "livesum"

@@ -89,6 +89,9 @@ class Sources:
     # Seconds each witness is behind (the oldest checkpoint it has not cosigned has
     # waited so long; 0 when caught up), by witness name.
     witness_lags: Callable[[], Mapping[str, float]] = dict
+    # Shadow mode: requests compared, and the differences by (live reason, candidate
+    # reason), both counted since start.
+    shadow: Callable[[], tuple[int, Mapping[tuple[str, str], int]]] | None = None
 
 
 class Telemetry:
@@ -138,6 +141,7 @@ class Telemetry:
         self._witness_lags: dict[str, float] = {}
         # Already published: cumulative audit counters, the policy version shown.
         self._audit_published = (0, 0)
+        self._shadow_published: tuple[int, dict[tuple[str, str], int]] = (0, {})
         self._policy_version: str | None = None
         self._failures: set[str] = set()
 
@@ -226,6 +230,23 @@ class Telemetry:
         if self._metrics is not None:
             self._witness_lags[self._witnesses(witness)] = seconds
 
+    def _sample_shadow(
+        self,
+        metrics: GatewayMetrics,
+        evaluations: int,
+        differences: Mapping[tuple[str, str], int],
+    ) -> None:
+        published, by_outcome = self._shadow_published
+        if evaluations > published:
+            metrics.shadow_evaluations.inc(evaluations - published)
+        for outcome, count in differences.items():
+            if count > by_outcome.get(outcome, 0):
+                live, candidate = (self._reasons(reason) for reason in outcome)
+                metrics.shadow_differences.labels(live, candidate).inc(
+                    count - by_outcome.get(outcome, 0)
+                )
+        self._shadow_published = (evaluations, dict(differences))
+
     # -- publishing ------------------------------------------------------------------
 
     async def start(self, sources: Sources) -> None:
@@ -299,6 +320,8 @@ class Telemetry:
             self._sample(metrics, self._sources)
 
     def _sample(self, metrics: GatewayMetrics, sources: Sources) -> None:
+        if sources.shadow is not None:
+            self._sample_shadow(metrics, *sources.shadow())
         statistics = sources.audit()
         metrics.audit_queue.set(statistics.queued)
         metrics.audit_last_batch.set(statistics.last_batch)

@@ -116,7 +116,7 @@ def test_a_record_without_asserted_roles_is_not_guessed(example: Policy, tmp_pat
 def test_what_the_policy_did_not_decide_is_counted_not_replayed(example: Policy) -> None:
     caller = person("US CAISI", ("US",))
     records = [
-        (0, _record(example, caller, "muse-1", reason="quota.exceeded", decision="deny")),
+        (0, _record(example, caller, "muse-1", reason="request.ambiguous_number", decision="deny")),
         (1, _record(example, caller, "muse-1", model=None, reason="request.invalid_json")),
         (2, _record(example, caller, "muse-1", kind="auth_failure")),
         (3, _record(example, caller, "muse-1", route="/v1/models")),
@@ -125,7 +125,7 @@ def test_what_the_policy_did_not_decide_is_counted_not_replayed(example: Policy)
     report = replay(records, example, ROUTES)
     assert report.examined == 3
     assert {reason: s.count for reason, s in report.skipped.items()} == {
-        "not decided by the policy (quota.exceeded)": 1,
+        "not decided by the policy (request.ambiguous_number)": 1,
         "no principal or model (request.invalid_json)": 1,
         "malformed record: the recorded time is not RFC 3339": 1,
     }
@@ -157,3 +157,24 @@ def test_a_change_of_grant_alone_is_a_change(example: Policy) -> None:
         "allow.grant[an-older-grant]",
         "allow.grant[caisi-muse-spark-2-eval]",
     )
+
+
+def test_a_request_a_limit_refused_changes_only_if_the_policy_now_refuses_it(
+    example: Policy, tmp_path: Path
+) -> None:
+    caller = person("US CAISI", ("US",))
+    limited = [
+        (i, _record(example, caller, "muse-1", reason=reason, decision="deny", status=429))
+        for i, reason in enumerate(("quota.tokens_exhausted", "rate_limited.principal"))
+    ]
+    report = replay(limited, example, ROUTES)
+    assert (report.replayed, report.changed, report.skipped) == (2, 0, {})
+    folder = tmp_path / "policy"
+    shutil.copytree(EXAMPLE, folder)
+    with (folder / "suspensions.yaml").open("a") as file:
+        file.write("  - organisation: US CAISI\n    reason: t\n    since: 2026-01-01T00:00:00Z\n")
+    changes = replay(limited, load_policy(folder), ROUTES).sorted_changes()
+    assert sorted((c.old, c.new, c.count) for c in changes) == [
+        ("quota.tokens_exhausted", "suspended.organisation", 1),
+        ("rate_limited.principal", "suspended.organisation", 1),
+    ]

@@ -13,7 +13,10 @@ import pytest
 from gateway.config import ConfigError
 from gateway.policy import load_policy
 from tests.e2e.audit_support import chat, the_record
+from tests.e2e.crash_gateway import free_port
+from tests.e2e.test_metrics import scrape_until
 from tests.harness import REPO, Clock, RunningGateway, running_gateway
+from tests.telemetry.samples import value as sample_value
 
 CHAT = "/v1/chat/completions"
 SUSPENSION = (
@@ -30,8 +33,13 @@ def _policies(tmp_path: Path) -> tuple[Path, Path]:
     return live, shadow
 
 
-def _overrides(live: Path, shadow: Path) -> dict[str, object]:
-    return {"policy": {"directory": str(live), "watch": True, "shadow": str(shadow)}}
+def _overrides(live: Path, shadow: Path, metrics_port: int | None = None) -> dict[str, object]:
+    overrides: dict[str, object] = {
+        "policy": {"directory": str(live), "watch": True, "shadow": str(shadow)}
+    }
+    if metrics_port is not None:
+        overrides["metrics"] = {"listen": f"127.0.0.1:{metrics_port}"}
+    return overrides
 
 
 async def _ask(gateway: RunningGateway, caller: str, request_id: str, model: str = "muse-1") -> int:
@@ -45,8 +53,9 @@ async def test_the_shadow_policy_is_recorded_and_counted_but_never_enforced(
     tmp_path: Path, pki: Path, clock: Clock
 ) -> None:
     live, shadow = _policies(tmp_path)
+    port = free_port()
     async with running_gateway(
-        tmp_path, pki, clock=clock, overrides=_overrides(live, shadow)
+        tmp_path, pki, clock=clock, overrides=_overrides(live, shadow, port)
     ) as gateway:
         assert await _ask(gateway, "carol", "shadow-carol") == 200  # served: never enforced
         assert await _ask(gateway, "alice", "shadow-alice") == 200
@@ -64,6 +73,15 @@ async def test_the_shadow_policy_is_recorded_and_counted_but_never_enforced(
         counted = gateway.gateway.shadow
         assert (counted.evaluations, counted.differences) == (3, 1)
         assert counted.by_outcome == {("allow.released", "suspended.organisation"): 1}
+        _, samples = await scrape_until(
+            f"http://127.0.0.1:{port}",
+            lambda s: sample_value(s, "gateway_shadow_evaluations_total") == 3,
+        )
+        differences = {
+            "live_reason": "allow.released",
+            "candidate_reason": "suspended.organisation",
+        }
+        assert sample_value(samples, "gateway_shadow_differences_total", **differences) == 1
 
 
 async def test_the_shadow_policy_is_reloaded_when_its_files_change(
@@ -109,3 +127,28 @@ def test_a_shadow_setting_that_is_not_a_folder_is_refused(tmp_path: Path, pki: P
                     tmp_path,
                 )
             )
+
+
+async def test_run_time_objects_apply_to_the_candidate_as_to_the_live_policy(
+    tmp_path: Path, pki: Path, clock: Clock
+) -> None:
+    """A suspension made through the admin API is fleet state, not a policy file: the
+    candidate decides under it too, so it is not a difference."""
+    live, shadow = _policies(tmp_path)
+    async with running_gateway(
+        tmp_path, pki, clock=clock, overrides=_overrides(live, shadow)
+    ) as gateway:
+        suspended = await gateway.client("oscar").post(
+            "/v1/admin/suspensions",
+            json={"organisation": "US CAISI", "reason": "paused", "since": "2026-01-01T00:00:00Z"},
+        )
+        assert suspended.status_code == 201, suspended.text
+        assert await _ask(gateway, "alice", "shadow-alice-suspended") == 403
+        alice = await the_record(gateway, "shadow-alice-suspended", "request")
+        assert alice["reason"] == "suspended.organisation"
+        assert alice["shadow"] is None
+        # The candidate's own difference still shows, under the same run-time objects.
+        assert await _ask(gateway, "carol", "shadow-carol-2") == 200
+        carol = await the_record(gateway, "shadow-carol-2", "request")
+        assert carol["shadow"]["reason"] == "suspended.organisation"
+        assert carol["shadow"]["policy_version"] != load_policy(shadow).version
