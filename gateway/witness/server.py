@@ -15,6 +15,8 @@ of the spec's "add-checkpoint" section:
    the same                                                  else 409 (evidence kept)
    and the proof is empty                                    else 422
 7. from old size 0, the proof is empty                       else 422
+   (and a checkpoint of size 0 has the empty tree's root,
+   SHA-256 of nothing                                        else 422, evidence kept)
 8. otherwise the RFC 6962 consistency proof from the stored
    root to the checkpoint's root verifies                    else 422 (evidence kept)
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -54,6 +57,8 @@ from gateway.witness.settings import WitnessedLog
 from gateway.witness.state import Evidence, LatestCheckpoint, Outcome, WitnessState, proof_lines
 
 __all__ = ["Verdict", "Witness", "build_witness_app", "judge"]
+
+EMPTY_ROOT = hashlib.sha256(b"").digest()  # RFC 6962: the hash of an empty tree
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +89,9 @@ def judge(
     if request.old_size == 0:
         if request.proof:
             return Verdict(422, "a consistency proof from size 0 must be empty")
+        if checkpoint.tree_size == 0 and checkpoint.root_hash != EMPTY_ROOT:
+            reason = "a checkpoint of size 0 must carry the empty tree's root"
+            return Verdict(422, reason, evidence=True)
         return Verdict(200, "cosigned")
     assert latest is not None
     try:

@@ -4,10 +4,12 @@ checkpoints that extend what it cosigned, keeps forks as evidence, never rolls b
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import httpx
 import pytest
 
+from gateway.audit import Checkpoint, format_checkpoint
 from gateway.audit.cosignature import note_parts
 from gateway.witness import format_add_checkpoint
 from tests.witness import spec
@@ -134,6 +136,19 @@ async def test_a_checkpoint_not_signed_by_the_log_key_is_403(
 async def test_a_proof_from_size_zero_must_be_empty(witness: RunningWitness, log: Log) -> None:
     response = await _submit(witness, 0, [b"\x00" * 32], log.checkpoint(3))
     assert response.status_code == 422
+
+
+async def test_an_empty_tree_has_only_the_empty_root(witness: RunningWitness, log: Log) -> None:
+    """RFC 6962: the root of a tree of size 0 is SHA-256 of nothing; any other is a lie
+    the log signed, kept as evidence."""
+    bogus = log.signer.sign(format_checkpoint(Checkpoint(ORIGIN, 0, b"\x07" * 32)))
+    response = await _submit(witness, 0, [], bogus)
+    assert response.status_code == 422
+    [kept] = witness.state.evidence(ORIGIN)
+    assert kept.note == bogus
+    assert witness.state.latest(ORIGIN) is None
+    empty = log.signer.sign(format_checkpoint(Checkpoint(ORIGIN, 0, hashlib.sha256().digest())))
+    assert (await _submit(witness, 0, [], empty)).status_code == 200
 
 
 @pytest.mark.parametrize(
