@@ -18,6 +18,8 @@ from gateway.arguments import instant, positive_integer
 from gateway.audit.cli_inputs import (
     STORE_HELP,
     TIMES,
+    key_argument,
+    note_file,
     note_text,
     readable_store,
     store_argument,
@@ -28,12 +30,13 @@ from gateway.audit.cli_witnesses import add_witness_arguments, check_witnesses, 
 from gateway.audit.copying import backup_store, copy_store, tree_head_of
 from gateway.audit.cosignature import attach_cosignatures
 from gateway.audit.errors import AuditError, IntegrityError, NoteError, ProofError, RecordError
-from gateway.audit.keys import generate_keys, load_verifier
-from gateway.audit.note import parse_checkpoint, read_note_file
+from gateway.audit.keys import generate_keys
+from gateway.audit.note import NoteVerifier, parse_checkpoint
 from gateway.audit.ocsf import to_ocsf
 from gateway.audit.records import DECISIONS, KINDS, RecordFilter, format_time
 from gateway.audit.stores import (
     SCHEMA_VERSION,
+    SchemaError,
     SQLiteAuditStore,
     describe_location,
     open_store,
@@ -199,16 +202,10 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
 
 
 def _key_and_trusted(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--key",
-        type=Path,
-        required=True,
-        metavar="FILE",
-        help="the verifier key file (audit-signing.pub)",
-    )
+    key_argument(parser, required=True)
     parser.add_argument(
         "--trusted-checkpoint",
-        type=Path,
+        type=note_file,
         metavar="FILE",
         help="a signed checkpoint kept earlier: the log must still contain and extend it,"
         " and records after the newest signed checkpoint count as a failure",
@@ -216,12 +213,12 @@ def _key_and_trusted(parser: argparse.ArgumentParser) -> None:
 
 
 def _trusted(args: argparse.Namespace) -> str | None:
-    path: Path | None = args.trusted_checkpoint
-    return read_note_file(path) if path is not None else None
+    trusted: str | None = args.trusted_checkpoint
+    return trusted
 
 
 def _verify(args: argparse.Namespace) -> int:
-    verifier = load_verifier(args.key)
+    verifier: NoteVerifier = args.key
     trusted = _trusted(args)
     quorum = quorum_of(args)
 
@@ -258,7 +255,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _backup(args: argparse.Namespace) -> int:
-    verifier = load_verifier(args.key)
+    verifier: NoteVerifier = args.key
     with readable_store(args.store) as store:
         result = backup_store(store, args.destination, verifier, trusted=_trusted(args))
     print(
@@ -270,7 +267,7 @@ def _backup(args: argparse.Namespace) -> int:
 
 
 def _copy(args: argparse.Namespace) -> int:
-    verifier = load_verifier(args.key)
+    verifier: NoteVerifier = args.key
     destination_location = parse_location(args.destination)
     with readable_store(args.source) as source:
         destination = open_store(destination_location)
@@ -287,6 +284,15 @@ def _copy(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
+    where = describe_location(args.store)
+    try:
+        open_store(args.store, readonly=True).close()
+    except SchemaError as exc:
+        if exc.version is None:  # no tables: nothing to migrate, and nothing is created
+            raise RecordError(
+                f"--store {where}: holds no audit store, so there is nothing to migrate (a"
+                " gateway creates a new store when it starts)"
+            ) from exc
     store = open_store(args.store)
     try:
         if not isinstance(store, SQLiteAuditStore) or store.version >= SCHEMA_VERSION:

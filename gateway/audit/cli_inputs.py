@@ -87,6 +87,20 @@ def verifier_key(text: str) -> NoteVerifier:
         ) from exc
 
 
+def note_file(text: str) -> str:
+    """The signed checkpoint in a file a user hands in (one kept earlier); its signature
+    is checked where it is used, with the key given."""
+    path = existing_file(text)
+    try:
+        note = read_note_file(path)
+        parse_checkpoint(note_text(note))
+        return note
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"{text} cannot be read ({exc.strerror})") from exc
+    except NoteError as exc:
+        raise argparse.ArgumentTypeError(f"{text}: {exc.reason}") from exc
+
+
 @contextmanager
 def readable_store(location: StoreLocation) -> Iterator[AuditStore]:
     """The store at `location`, read-only, or a RecordError naming --store when it is not

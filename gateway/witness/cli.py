@@ -144,9 +144,22 @@ def _generate(args: argparse.Namespace) -> int:
         if (out / name).exists():
             print(f"error: --out {out}: {name} exists; keys are never overwritten", file=sys.stderr)
             return 2
-    out.mkdir(parents=True, exist_ok=True)
-    _write_new(out / SIGNER_FILE, signer.to_string() + "\n", 0o600)
-    _write_new(out / VERIFIER_FILE, signer.verifier.to_string() + "\n", 0o644)
+    if out.exists() and not out.is_dir():
+        print(f"error: --out {out}: is a file, not a folder for the keys", file=sys.stderr)
+        return 2
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_new(out / SIGNER_FILE, signer.to_string() + "\n", 0o600)
+        _write_new(out / VERIFIER_FILE, signer.verifier.to_string() + "\n", 0o644)
+    except FileExistsError as exc:
+        print(
+            f"error: --out {out}: {exc.filename} exists; keys are never overwritten",
+            file=sys.stderr,
+        )
+        return 2
+    except OSError as exc:
+        print(f"error: --out {out}: cannot write the keys there ({exc.strerror})", file=sys.stderr)
+        return 2
     print(f"wrote witness keys for {args.name} to {out}")
     print(f"verifier key: {signer.verifier.to_string()}")
     return 0
