@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway.instants import format_instant
+
+# The example grant's window (policies/grants.yaml) and an instant inside it.
+GRANT_OPENS = datetime(2026, 12, 16, 16, tzinfo=UTC)
+GRANT_CLOSES = datetime(2027, 1, 8, tzinfo=UTC)
+INSIDE = "2027-01-05T12:00:00Z"
+
+
+def _grant_hint(now: datetime) -> str:
+    """Where `now` stands against the example grant's window, and how to get inside."""
+    if now < GRANT_OPENS:
+        opens = format_instant(GRANT_OPENS)
+        return (
+            f"(muse-spark-2 is pre-release: the agency's grant opens {opens};\n"
+            f"    restart with `make run AT={INSIDE}` to be inside the window)"
+        )
+    if now < GRANT_CLOSES:
+        return (
+            "(muse-spark-2 is pre-release and the agency's grant is open now, until"
+            f" {format_instant(GRANT_CLOSES)})"
+        )
+    return (
+        f"(the agency's grant for muse-spark-2 closed {format_instant(GRANT_CLOSES)};\n"
+        f"    restart with `make run AT={INSIDE}` to be inside its window)"
+    )
 
 
 def walkthrough(port: int, at: datetime | None, store: Path) -> str:
@@ -42,8 +66,7 @@ def walkthrough(port: int, at: datetime | None, store: Path) -> str:
    {curl("alice")} -i {url}/v1/chat/completions {frontier}
    {curl("bruno")} {url}/v1/chat/completions {frontier}
    .venv/bin/python examples/evaluator_sdk.py --who alice --model muse-1 --stream
-   (muse-spark-2 is pre-release: the agency's grant opens 2026-12-16T16:00:00Z;
-    restart with `make run AT=2027-01-05T12:00:00Z` to be inside the window)
+   {_grant_hint(at if at is not None else datetime.now(UTC))}
 
  As an OPERATOR
    .venv/bin/gateway policy check policies
