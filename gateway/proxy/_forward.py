@@ -180,6 +180,22 @@ class Forwarder:
             return
         async with response:
             result.upstream_status = response.status
+            if response.status in _GATEWAY_CREDENTIAL_REFUSED:
+                # The caller's credentials never reach the upstream, so a 401 or 407 is
+                # about the gateway's own: not the caller's to fix, and not to be read as
+                # "your credential is wrong".
+                state.finished = True
+                result.status = 502
+                result.error = "upstream.credential_refused"
+                result.response_bytes = await send_error(
+                    send,
+                    502,
+                    "upstream_credential_refused",
+                    "The upstream model server refused the gateway's own credentials"
+                    " (a gateway configuration problem, not your request).",
+                    request_id,
+                )
+                return
             out_headers = client_headers(response.raw_headers, request_id.encode(), hidden)
             if extra:
                 out_headers.extend(extra)
@@ -289,6 +305,10 @@ class Forwarder:
             "The upstream model server broke off its response.",
             request_id,
         )
+
+
+# Statuses by which an upstream refuses the gateway's credential (or its assertion).
+_GATEWAY_CREDENTIAL_REFUSED = frozenset({401, 407})
 
 
 class _Watch:

@@ -11,6 +11,7 @@ import httpx
 import openai
 
 from gateway.demo.upstream import create_app
+from tests.e2e.audit_support import the_record
 from tests.harness import UPSTREAM_KEY, Clock, RunningGateway, running_gateway
 from tests.servers import serve_asgi
 
@@ -252,3 +253,21 @@ async def test_an_upstream_redirect_is_not_followed(
         response = await running.client("alice").post(CHAT, json=chat())
     assert response.status_code == 307
     assert elsewhere.log == []
+
+
+async def test_an_upstream_refusing_the_gateways_credential_is_a_502_not_a_401(
+    tmp_path: Path, pki: Path, clock: Clock
+) -> None:
+    """The caller's credentials never reach the upstream: its 401 is about the gateway."""
+    upstream = create_app(api_key=UPSTREAM_KEY + "-rotated")
+    async with running_gateway(tmp_path, pki, clock=clock, upstream=upstream) as gateway:
+        response = await gateway.client("alice").post(
+            CHAT, json=chat(), headers={"x-request-id": "refused-credential"}
+        )
+        assert response.status_code == 502, response.text
+        assert response.json()["error"]["code"] == "upstream_credential_refused"
+        assert "www-authenticate" not in response.headers
+        assert UPSTREAM_KEY not in response.text
+        completion = await the_record(gateway, "refused-credential", "completion")
+        assert (completion["status"], completion["upstream_status"]) == (502, 401)
+        assert completion["error"] == "upstream.credential_refused"
