@@ -67,8 +67,10 @@ async def checkpoints_page(renderer: Renderer, request: Request) -> Response:
             "console.bad_query", 400, str(exc), {"query": dict(request.query_params)}
         )
     try:
-        tree_size, newest = await audit.checkpoint_history(None, 1)
+        # The page first, then the newest: a checkpoint signed between the two reads is
+        # then newer than every row, never a row without a proof to the newest.
         _, page = await audit.checkpoint_history(before, HISTORY_PAGE)
+        tree_size, newest = await audit.checkpoint_history(None, 1)
         latest = newest[0] if newest else None
         rows = []
         for checkpoint in page:
