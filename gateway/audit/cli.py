@@ -233,7 +233,9 @@ def _verify(args: argparse.Namespace) -> int:
             require_signed=args.require_signed,
             progress=progress,
         )
-        latest = store.latest_checkpoint()
+        # The newest checkpoint this verification covered, not one signed since it began.
+        covered = store.checkpoints_before(result.signed_size + 1, 1)
+        latest = covered[0] if covered and result.signed_size > 0 else None
         witnessed = check_witnesses(store, latest, trusted, args.witness, quorum)
     if latest is None:
         print(f"OK: no signed checkpoint yet; {result.tree_size} records are intact as stored")
