@@ -318,12 +318,17 @@ class WitnessSubmitter:
                     conflict=True,
                 )
             proof = await self._in_store(self._proof, old, latest)
-            response = await tracked.client.post(
+            request = tracked.client.build_request(
+                "POST",
                 witness.add_checkpoint_url,
                 content=format_add_checkpoint(old, proof, latest.note),
             )
-            body = response.content[: _MAX_RESPONSE_BYTES + 1]
-            if len(body) > _MAX_RESPONSE_BYTES:
+            response = await tracked.client.send(request, stream=True)
+            try:
+                body = await _bounded(response)
+            finally:
+                await response.aclose()
+            if body is None:
                 raise SubmissionFailed(
                     "the witness's answer is too large", status=response.status_code
                 )
@@ -457,3 +462,13 @@ def _excerpt(body: bytes) -> str:
     """The start of a witness's answer, safe to log: one line of printable text."""
     text = body[:200].decode("utf-8", "replace").split("\n")[0]
     return "".join(c if c.isprintable() else "?" for c in text) or "(no body)"
+
+
+async def _bounded(response: httpx.Response) -> bytes | None:
+    """The answer's body, read no further than `_MAX_RESPONSE_BYTES`; None if longer."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > _MAX_RESPONSE_BYTES:
+            return None
+    return bytes(body)

@@ -158,6 +158,30 @@ async def test_a_cosignature_that_does_not_verify_is_never_stored(
         assert liar.name not in note
 
 
+async def test_an_endless_answer_is_read_no_further_than_the_limit(
+    fast: AuditSettings, tmp_path: Path
+) -> None:
+    """A witness that streams without end costs the gateway 64 KiB, not its memory."""
+    flood = generate_cosigner("witness.test/flood")
+    sent: list[int] = []
+
+    async def endless() -> AsyncIterator[bytes]:
+        for _ in range(100_000):  # 6.4 GB if read to the end
+            sent.append(1)
+            yield b"x" * 65_536
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=endless())
+
+    async with Running(
+        fast, [flood], [], [], transport=lambda _: httpx.MockTransport(answer)
+    ) as running:
+        await append(running.log, 10)
+        await until(lambda: running.submitter.lag()[flood.name].failures >= 1)
+        assert "too large" in (running.submitter.lag()[flood.name].last_error or "")
+    assert len(sent) < 10
+
+
 async def test_lines_by_other_keys_are_ignored_and_only_the_witness_line_is_stored(
     fast: AuditSettings, tmp_path: Path
 ) -> None:
