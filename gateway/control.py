@@ -71,9 +71,11 @@ class Call:
         self.principal: Principal | None = None
         self.roles: frozenset[str] = frozenset()
 
-    async def authenticate(self, method: str = "GET") -> Response | None:
-        """Authenticate and check the method; on failure record it and return the
-        401, 405 (or 503) to send."""
+    async def authenticate(self, method: str | tuple[str, ...] = "GET") -> Response | None:
+        """Authenticate and check the method (one, or those the route accepts); on
+        failure record it and return the 401, 405 (or 503) to send."""
+        methods = (method,) if isinstance(method, str) else method
+        accepted = (*methods, "HEAD") if "GET" in methods else methods
         try:
             self.principal = await self.gateway.authenticator.authenticate(
                 self.request.scope, now=self.now
@@ -84,7 +86,8 @@ class Call:
         first = decide(self.policy, self.principal, "model.list", None, self.instant)
         if first.status == 401:
             return await self._unauthenticated(first.reason, first.rules)
-        if self.request.method not in (method, "HEAD" if method == "GET" else method):
+        if self.request.method not in accepted:
+            listed = ", ".join(accepted)
             return await self.finish(
                 None,
                 "deny",
@@ -93,9 +96,9 @@ class Call:
                 response=error_response(
                     405,
                     "method_not_allowed",
-                    f"This route accepts {method} only.",
+                    f"This route accepts {' or '.join(methods)} only.",
                     self.request_id,
-                    [(b"allow", method.encode())],
+                    [(b"allow", listed.encode())],
                 ),
             )
         return None

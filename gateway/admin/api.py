@@ -37,7 +37,7 @@ MAX_BODY_BYTES = 64 << 10
 
 async def _authorise(request: Request, methods: tuple[str, ...]) -> tuple[Call, Response | None]:
     call = Call(request, "admin")
-    refused = await call.authenticate(request.method if request.method in methods else methods[0])
+    refused = await call.authenticate(methods)
     if refused is not None:
         return call, refused
     assert call.principal is not None

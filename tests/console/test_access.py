@@ -81,7 +81,7 @@ async def test_the_console_only_reads_any_other_method_is_405_and_recorded(
         method, path, data={"decision": "allow"}, headers={"origin": "https://elsewhere.example"}
     )
     assert response.status_code == 405
-    assert response.headers["allow"] == "GET"
+    assert response.headers["allow"] == "GET, HEAD"
     record = await the_record(site.gateway, response.headers["x-request-id"], "auditor")
     assert (record["reason"], record["status"]) == ("request.method_not_allowed", 405)
     # Nothing but the refusal's own record changed: the console has no state to change.

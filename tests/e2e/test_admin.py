@@ -90,6 +90,21 @@ async def test_other_roles_are_refused_and_recorded(gateway: RunningGateway) -> 
     assert (await gateway.client("alice").post(CHAT, json=chat())).status_code == 200
 
 
+async def test_a_method_a_route_does_not_take_names_those_it_does(
+    gateway: RunningGateway,
+) -> None:
+    oscar = gateway.client("oscar")
+    for method, path, allowed in (
+        ("PUT", "/v1/admin/suspensions", "GET, POST, HEAD"),
+        ("POST", "/v1/admin/policy", "GET, HEAD"),
+        ("GET", "/v1/admin/grants/some-grant", "DELETE"),
+    ):
+        response = await oscar.request(method, path)
+        assert response.status_code == 405, path
+        assert response.headers["allow"] == allowed
+        assert response.json()["error"]["code"] == "method_not_allowed"
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
