@@ -95,6 +95,13 @@ def _grant_view(item: Grant, revoked: bool, stored: StoredObject | None) -> dict
         "not_before": _instant(item.not_before),
         "not_after": _instant(item.not_after),
         "purpose": item.purpose,
+        "quota": (
+            {"requests": item.quota.requests, "tokens": item.quota.tokens}
+            if item.quota is not None
+            else None
+        ),
+        "digest": item.digest,
+        "approvers": list(item.approvals),
         "revoked": revoked,
         "created_by": stored.created_by if stored is not None else None,
     }

@@ -141,6 +141,9 @@ async def test_revoking_a_file_grant_closes_access_at_once(tmp_path: Path, pki: 
         assert (await alice.post(CHAT, json=chat("muse-spark-2"))).status_code == 404
         grants = (await oscar.get("/v1/admin/grants")).json()["grants"]
         assert [(g["id"], g["revoked"]) for g in grants] == [("caisi-muse-spark-2-eval", True)]
+        # Who approved it stays answerable after it is revoked.
+        assert len(grants[0]["digest"]) == 64
+        assert len(grants[0]["approvers"]) >= 2
         assert (await oscar.delete("/v1/admin/grants/no-such-grant")).status_code == 404
         # Revoked for good: not again, and not lifted through the suspensions route.
         again = await oscar.delete("/v1/admin/grants/caisi-muse-spark-2-eval")
