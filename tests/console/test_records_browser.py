@@ -223,3 +223,26 @@ async def test_record_content_is_shown_as_text_never_as_markup(auditor: Tab, sit
 async def _index_of(site: Site, request_id: str) -> int:
     found = await site.gateway.gateway.audit.query(RecordFilter(request_id=request_id), -1, 1)
     return found[0][0]
+
+
+def _change_the_readable_record(html: str) -> str:
+    # Proof and canonical bytes untouched; only what a person reads says otherwise.
+    start = html.index('<pre id="pretty"')
+    end = html.index("</pre>", start)
+    readable = html[start:end]
+    changed = readable.replace("&#34;allow&#34;", "&#34;deny&#34;", 1)
+    assert changed != readable
+    return html[:start] + changed + html[end:]
+
+
+async def test_a_readable_record_that_differs_from_the_proved_leaf_fails_in_words(
+    auditor: Tab, site: Site
+) -> None:
+    await auditor.pin(site)
+    path = f"/audit/records/{await _served_record(site)}"
+    await _tampered(auditor, site, path, _change_the_readable_record)
+    await expect(auditor.page.locator("#check-inclusion")).to_contain_text("verified")
+    await expect(auditor.page.locator("#check-shown")).to_contain_text(
+        "Record shown FAILED: the readable record"
+    )
+    await expect(auditor.page.locator("#verdict")).to_contain_text("FAILED")

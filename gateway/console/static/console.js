@@ -136,16 +136,36 @@
       show(inclusion, "failed", `Inclusion proof FAILED: ${reason(error)}.`);
     }
     const canonical = document.getElementById("canonical");
-    if (record && canonical && canonical.textContent === decoder.decode(record)) {
-      show(shown, "verified", "Record shown verified: the canonical bytes on this page are the proved leaf.");
-    } else {
+    const pretty = document.getElementById("pretty");
+    if (!record || !canonical || canonical.textContent !== decoder.decode(record)) {
       failures.push("record shown");
       show(shown, "failed", "Record shown FAILED: the canonical bytes on this page are not the proved leaf.");
+    } else if (!pretty || !sameJson(pretty.textContent, decoder.decode(record))) {
+      failures.push("record shown");
+      show(shown, "failed", "Record shown FAILED: the readable record on this page says something the proved leaf does not.");
+    } else {
+      show(shown, "verified", "Record shown verified: the canonical bytes and the readable record on this page are the proved leaf.");
     }
     if (failures.length) {
       show(verdict, "failed", `FAILED: ${failures.join(", ")} did not verify. Do not rely on this record.`);
     } else {
       show(verdict, "verified", `Verified in this browser: record ${block.dataset.leafIndex} is in the log the pinned key signed.`);
+    }
+  }
+
+  // Whether two JSON texts hold the same value (members in any order).
+  function sameJson(left, right) {
+    const normal = (value) => {
+      if (Array.isArray(value)) return value.map(normal);
+      if (value !== null && typeof value === "object") {
+        return Object.keys(value).sort().map((name) => [name, normal(value[name])]);
+      }
+      return value;
+    };
+    try {
+      return JSON.stringify(normal(JSON.parse(left))) === JSON.stringify(normal(JSON.parse(right)));
+    } catch (error) {
+      return false;
     }
   }
 
