@@ -25,6 +25,7 @@ __all__ = [
     "join_negative_offsets",
     "new_file",
     "non_negative_integer",
+    "output_directory",
     "port",
     "positive_integer",
 ]
@@ -128,4 +129,15 @@ def new_file(text: str) -> Path:
         raise argparse.ArgumentTypeError(f"{text} is a folder; expected a file name")
     if not path.parent.is_dir():
         raise argparse.ArgumentTypeError(f"the folder of {text} does not exist")
+    return path
+
+
+def output_directory(text: str) -> Path:
+    """A folder to write files to: it may not exist yet (it is created), but it must not
+    be a file."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{text} is a file, not a folder; give a folder (it is created if missing)"
+        )
     return path
