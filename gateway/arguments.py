@@ -28,6 +28,7 @@ __all__ = [
     "output_directory",
     "port",
     "positive_integer",
+    "positive_number",
 ]
 
 
@@ -92,6 +93,20 @@ def positive_integer(text: str) -> int:
 def non_negative_integer(text: str) -> int:
     """A whole number of at least 0."""
     return _integer(text, 0)
+
+
+def positive_number(text: str) -> float:
+    """A number greater than 0, such as 3 or 0.5 (seconds, say)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    # NaN and infinity are numbers to float(), not to a user.
+    if value is None or not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a positive number: give a number greater than 0, such as 3 or 0.5"
+        )
+    return value
 
 
 def port(text: str) -> int:
