@@ -193,7 +193,7 @@ def _demo_upstream(args: argparse.Namespace) -> int:
     for option in ("assertion_audience", "assertion_jwks", "assertion_ca"):
         value = getattr(args, option)
         if value is not None:
-            options += ["--" + option.replace("_", "-"), value]
+            options += ["--" + option.replace("_", "-"), str(value)]
     return main(options)
 
 
