@@ -25,8 +25,10 @@ __all__ = [
     "join_negative_offsets",
     "new_file",
     "non_negative_integer",
+    "output_directory",
     "port",
     "positive_integer",
+    "positive_number",
 ]
 
 
@@ -93,6 +95,20 @@ def non_negative_integer(text: str) -> int:
     return _integer(text, 0)
 
 
+def positive_number(text: str) -> float:
+    """A number greater than 0, such as 3 or 0.5 (seconds, say)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    # NaN and infinity are numbers to float(), not to a user.
+    if value is None or not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a positive number: give a number greater than 0, such as 3 or 0.5"
+        )
+    return value
+
+
 def port(text: str) -> int:
     """A TCP port number, 0 to 65535 (0: any free port)."""
     value = _integer(text, 0)
@@ -128,4 +144,15 @@ def new_file(text: str) -> Path:
         raise argparse.ArgumentTypeError(f"{text} is a folder; expected a file name")
     if not path.parent.is_dir():
         raise argparse.ArgumentTypeError(f"the folder of {text} does not exist")
+    return path
+
+
+def output_directory(text: str) -> Path:
+    """A folder to write files to: it may not exist yet (it is created), but it must not
+    be a file."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{text} is a file, not a folder; give a folder (it is created if missing)"
+        )
     return path

@@ -15,7 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway.arguments import join_negative_offsets, port, positive_integer
+from gateway.arguments import (
+    existing_file,
+    join_negative_offsets,
+    output_directory,
+    port,
+    positive_integer,
+)
 from gateway.config import ConfigError
 
 _BROKEN_PIPE, _INTERRUPTED = 128 + 13, 128 + 2
@@ -104,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--config",
         required=True,
+        type=existing_file,
         metavar="FILE",
         help="the settings file (YAML; every key is in docs/configuration.md)",
     )
@@ -155,7 +162,11 @@ def _register_keys(subparsers: Any) -> None:
         ),
     )
     assertion.add_argument(
-        "--out", type=Path, required=True, metavar="DIR", help="folder to write the key files to"
+        "--out",
+        type=output_directory,
+        required=True,
+        metavar="DIR",
+        help="folder to write the key files to",
     )
     assertion.set_defaults(func=_keys_assertion)
 
@@ -182,7 +193,7 @@ def _demo_upstream(args: argparse.Namespace) -> int:
     for option in ("assertion_audience", "assertion_jwks", "assertion_ca"):
         value = getattr(args, option)
         if value is not None:
-            options += ["--" + option.replace("_", "-"), value]
+            options += ["--" + option.replace("_", "-"), str(value)]
     return main(options)
 
 

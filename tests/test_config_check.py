@@ -71,9 +71,10 @@ def test_a_bad_value_names_the_file_key_and_line(
 def test_a_file_that_does_not_exist_is_invalid(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    status, _, err = check(tmp_path / "nowhere.yaml", capsys)
-    assert status == 2
-    assert "cannot read the file" in err
+    with pytest.raises(SystemExit) as exited:
+        check(tmp_path / "nowhere.yaml", capsys)
+    assert exited.value.code == 2
+    assert "argument FILE: no such file: " in capsys.readouterr().err
 
 
 def test_a_private_key_that_does_not_match_the_certificate(
@@ -284,3 +285,18 @@ def test_the_quota_counter_store_is_reached_or_named_unreachable(
     assert time.monotonic() - started < 10
     assert f"quotas.store: redis://127.0.0.1:{port} cannot be reached" in err
     assert "secret-password" not in out + err
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "x", "nan", "inf"])
+def test_connect_timeout_must_be_a_positive_number(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    settings = tmp_path / "gateway.yaml"
+    settings.write_text("{}\n")
+    with pytest.raises(SystemExit) as exited:
+        main(["config", "check", str(settings), "--connect-timeout", value])
+    assert exited.value.code == 2
+    assert (
+        f"argument --connect-timeout: {value!r} is not a positive number: give a number "
+        "greater than 0" in capsys.readouterr().err
+    )

@@ -21,6 +21,7 @@ import ssl
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import yaml
@@ -41,14 +42,23 @@ def register(subparsers: Any) -> None:
     )
     admin.add_argument(
         "--url",
+        type=_base_url,
         default=os.environ.get("GATEWAY_URL", "https://localhost:8443"),
-        help="the gateway's base URL (default: $GATEWAY_URL or https://localhost:8443)",
+        help="the gateway's base URL, https://HOST[:PORT] or http://HOST[:PORT] (default: "
+        "$GATEWAY_URL or https://localhost:8443)",
     )
     admin.add_argument(
-        "--cacert", type=existing_file, metavar="FILE", help="CA bundle to verify the gateway"
+        "--cacert",
+        type=_ca_bundle,
+        metavar="FILE",
+        help="PEM CA bundle to verify the gateway (default: the system's)",
     )
-    admin.add_argument("--cert", type=existing_file, metavar="FILE", help="client certificate")
-    admin.add_argument("--key", type=existing_file, metavar="FILE", help="its private key")
+    admin.add_argument(
+        "--cert", type=existing_file, metavar="FILE", help="PEM client certificate (needs --key)"
+    )
+    admin.add_argument(
+        "--key", type=existing_file, metavar="FILE", help="the PEM private key of --cert"
+    )
     admin.add_argument(
         "--token-env",
         metavar="VAR",
@@ -91,25 +101,73 @@ def register(subparsers: Any) -> None:
     revoke.set_defaults(func=_remove, collection="grants")
 
 
+def _base_url(text: str) -> str:
+    """The gateway's base URL: http or https, with a host."""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a gateway URL: give https://HOST[:PORT] or http://HOST[:PORT]"
+        )
+    return text
+
+
+def _ca_bundle(text: str) -> Path:
+    """A file of PEM CA certificates, as `--cacert` takes it."""
+    path = existing_file(text)
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=path)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a PEM CA bundle (one or more -----BEGIN CERTIFICATE----- blocks)"
+        ) from exc
+    return path
+
+
+class _BadInput(Exception):
+    """An option the command cannot use; the message names it."""
+
+
 def _client(args: argparse.Namespace) -> httpx.Client:
     context = ssl.create_default_context(cafile=str(args.cacert) if args.cacert else None)
+    if args.key is not None and args.cert is None:
+        raise _BadInput(f"--key {args.key}: give the certificate it belongs to with --cert FILE")
     if args.cert is not None:
-        context.load_cert_chain(args.cert, args.key)
+        if args.key is None:
+            raise _BadInput(
+                f"--cert {args.cert}: give its private key with --key FILE (a PEM private key)"
+            )
+        try:
+            context.load_cert_chain(args.cert, args.key)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise _BadInput(
+                f"--cert {args.cert} --key {args.key}: not a PEM certificate and its private "
+                "key (give the client certificate with --cert and the key it was issued for "
+                "with --key)"
+            ) from exc
     headers = {}
     if args.token_env:
         token = os.environ.get(args.token_env)
         if not token:
-            raise ValueError(f"--token-env {args.token_env}: the variable is not set or empty")
+            raise _BadInput(f"--token-env {args.token_env}: the variable is not set or empty")
         headers["authorization"] = f"Bearer {token}"
     return httpx.Client(base_url=args.url, verify=context, headers=headers, timeout=30)
 
 
 def _call(args: argparse.Namespace, method: str, path: str, body: Any) -> int:
     try:
-        with _client(args) as client:
+        client = _client(args)
+    except _BadInput as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return _BAD_INPUT
+    try:
+        with client:
             response = client.request(method, path, json=body)
     except (httpx.HTTPError, ssl.SSLError, OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: cannot reach the gateway at --url {args.url}: {exc}", file=sys.stderr)
         return _BAD_INPUT
     try:
         payload = response.json()

@@ -21,6 +21,7 @@ from gateway.audit.stores import AuditStore
 from gateway.audit.verify import check_fields
 from gateway.candidate.replay import ReplayReport, replay
 from gateway.policy import PolicyLoadError, load_policy
+from gateway.policy.cli import policy_directory
 
 __all__ = ["register_replay"]
 
@@ -39,7 +40,11 @@ def register_replay(policy_commands: Any) -> None:
     )
     store_argument(command)
     command.add_argument(
-        "--policy", required=True, metavar="DIR", help="the policy folder to replay under"
+        "--policy",
+        required=True,
+        type=policy_directory,
+        metavar="DIR",
+        help="the policy folder to replay under",
     )
     command.add_argument(
         "--since", type=instant(), metavar="TIME", help=f"requests at or after TIME: {TIMES}"

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gateway.arguments import existing_file, positive_number
+
 
 def register(subparsers: Any) -> None:
     """Add `gateway config check` to an argparse sub-parser set."""
@@ -24,13 +26,14 @@ def register(subparsers: Any) -> None:
         "policy (full load) and the audit store (read-only). Exit status: 0 valid (warnings "
         "do not fail), 1 the audit store cannot be reached or opened, 2 invalid.",
     )
-    check.add_argument("file", metavar="FILE", help="the settings file (YAML)")
+    check.add_argument("file", type=existing_file, metavar="FILE", help="the settings file (YAML)")
     check.add_argument(
         "--connect-timeout",
-        type=float,
+        type=positive_number,
         default=3.0,
         metavar="SECONDS",
-        help="how long to wait for the audit store (PostgreSQL) to answer (default 3)",
+        help="seconds to wait for the audit store (PostgreSQL) to answer, a number greater "
+        "than 0 (default 3)",
     )
     check.set_defaults(func=_check)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import uvicorn
 
-from gateway.arguments import instant
+from gateway.arguments import existing_file, instant
 from gateway.audit.keys import VERIFIER_KEY_FILE
 from gateway.config import ConfigError
 from gateway.demo.clock import DemoError, check_material, check_store_key, demo_clock
@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--config",
-        type=Path,
+        type=existing_file,
         default=ROOT / "deploy" / "gateway.yaml",
         metavar="FILE",
         help="the settings file (default: deploy/gateway.yaml)",

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from gateway.arguments import existing_file
+
 
 def add_assertion_arguments(parser: argparse.ArgumentParser) -> None:
     """The options that make the upstream require the gateway's identity assertion."""
@@ -24,6 +26,7 @@ def add_assertion_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--assertion-ca",
+        type=existing_file,
         metavar="FILE",
         help="CA bundle to verify the gateway's TLS certificate when fetching the JWKS",
     )

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import ipaddress
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from gateway.arguments import existing_directory, instant, positive_integer
+from gateway.arguments import (
+    existing_directory,
+    existing_file,
+    instant,
+    output_directory,
+    positive_integer,
+)
 from gateway.identity._errors import PkiError
 from gateway.identity._rfc3739 import (
     SUBJECT_DIRECTORY_ATTRIBUTES,
@@ -48,7 +56,7 @@ def register(subparsers: Any) -> None:
     init.add_argument(
         "--out",
         required=True,
-        type=Path,
+        type=output_directory,
         metavar="DIR",
         help="folder for ca.pem and ca-key.pem (an existing CA there is never overwritten)",
     )
@@ -65,7 +73,7 @@ def register(subparsers: Any) -> None:
         required=True,
         type=Path,
         metavar="PREFIX",
-        help="writes PREFIX.pem and PREFIX-key.pem",
+        help="writes PREFIX.pem and PREFIX-key.pem (existing files are never overwritten)",
     )
     issue.add_argument("--cn", required=True, help="common name (the subject)")
     issue.add_argument("--org", required=True, help="organisation (O)")
@@ -75,6 +83,7 @@ def register(subparsers: Any) -> None:
     issue.add_argument(
         "--citizenship",
         action="append",
+        type=_country,
         default=[],
         metavar="COUNTRY",
         help="countryOfCitizenship: ISO 3166-1 alpha-2 or alpha-3 or ICAO code; repeatable",
@@ -82,6 +91,7 @@ def register(subparsers: Any) -> None:
     issue.add_argument(
         "--residence",
         action="append",
+        type=_country,
         default=[],
         metavar="COUNTRY",
         help="countryOfResidence, codes as --citizenship; repeatable",
@@ -106,19 +116,54 @@ def register(subparsers: Any) -> None:
         required=True,
         type=Path,
         metavar="PREFIX",
-        help="writes PREFIX.pem and PREFIX-key.pem",
+        help="writes PREFIX.pem and PREFIX-key.pem (existing files are never overwritten)",
     )
     server.add_argument(
         "--host",
         action="append",
         required=True,
+        type=_host,
         help="a DNS name or IP address the certificate names; repeatable",
     )
     server.set_defaults(func=_server)
 
     inspect = commands.add_parser("inspect", help="show what the gateway reads from a cert")
-    inspect.add_argument("file", type=Path, metavar="FILE", help="a PEM certificate")
+    inspect.add_argument("file", type=existing_file, metavar="FILE", help="a PEM certificate")
     inspect.set_defaults(func=_inspect)
+
+
+def _country(text: str) -> str:
+    """A country code as `--citizenship` and `--residence` take it (kept as written)."""
+    if normalise_country(text) is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a country code: give an ISO 3166-1 alpha-2 or alpha-3 code or "
+            "an ICAO code (e.g. DE, DEU or D)"
+        )
+    return text
+
+
+# A DNS label: letters, digits and inner hyphens, at most 63 characters.
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def _host(text: str) -> str:
+    """A name a server certificate may carry: an IP address, or a DNS name (its first
+    label may be the wildcard *)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        pass
+    else:
+        return text
+    labels = text.removesuffix(".").split(".")
+    if labels[0] == "*" and len(labels) > 1:
+        labels = labels[1:]
+    if len(text) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a host name: give a DNS name (letters, digits, hyphens and "
+            "dots, e.g. gateway.example.org or *.example.org) or an IP address"
+        )
+    return text
 
 
 def _ca_directory_argument(parser: argparse.ArgumentParser) -> None:
@@ -194,8 +239,21 @@ def _init_ca(args: argparse.Namespace) -> int:
     return _run(create)
 
 
+def _refuse_to_overwrite(prefix: Path) -> None:
+    """A PkiError when PREFIX.pem or PREFIX-key.pem exists: `issue` and `server` write
+    both, and a certificate or key is never overwritten."""
+    for name in (prefix.name + ".pem", prefix.name + "-key.pem"):
+        existing = prefix.with_name(name)
+        if existing.exists():
+            raise PkiError(
+                f"--out {prefix}: {existing} exists; certificates and keys are never "
+                "overwritten (choose another PREFIX, or remove it first)"
+            )
+
+
 def _issue(args: argparse.Namespace) -> int:
     def issue() -> None:
+        _refuse_to_overwrite(args.out)
         certificate, key = issue_client(
             args.ca_dir,
             args.out,
@@ -215,6 +273,7 @@ def _issue(args: argparse.Namespace) -> int:
 
 def _server(args: argparse.Namespace) -> int:
     def issue() -> None:
+        _refuse_to_overwrite(args.out)
         certificate, key = issue_server(args.ca_dir, args.out, args.host)
         print(certificate)
         print(key)

@@ -98,6 +98,13 @@ def _yaml_files(directory: Path) -> list[Path]:
     )
 
 
+def policy_files(directory: Path) -> list[Path]:
+    """The files a policy in `directory` is read from: its *.yaml and *.yml files and
+    those of its country-groups folder; empty when it is no policy folder."""
+    groups = directory / "country-groups"
+    return _yaml_files(directory) + (_yaml_files(groups) if groups.is_dir() else [])
+
+
 def _read(path: Path, pause: Callable[[], None] | None) -> Any:
     try:
         text = path.read_text(encoding="utf-8")

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.arguments import instant
+from gateway.arguments import existing_directory, existing_file, instant
 from gateway.instants import format_instant
 
 from ._approvals import verify_grant_approvals
@@ -21,7 +21,7 @@ from ._cases import load_cases, load_principal
 from ._diff import diff_policies
 from ._engine import ACTIONS, decide
 from ._errors import PolicyLoadError
-from ._loader import load_policy
+from ._loader import load_policy, policy_files
 from ._model import Decision
 from ._policy import Policy
 
@@ -38,23 +38,27 @@ def register(subparsers: Any) -> Any:
     commands = policy.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")
 
     check = commands.add_parser("check", help="validate a policy directory")
-    check.add_argument("directory", metavar="DIR", help=_DIRECTORY)
+    check.add_argument("directory", type=policy_directory, metavar="DIR", help=_DIRECTORY)
     check.set_defaults(func=_check)
 
     test = commands.add_parser("test", help="run the policy tests in DIR/tests/*.yaml")
-    test.add_argument("directory", metavar="DIR", help=_DIRECTORY)
+    test.add_argument("directory", type=policy_directory, metavar="DIR", help=_DIRECTORY)
     test.set_defaults(func=_test)
 
     explain = commands.add_parser("explain", help="show a decision and the rules behind it")
-    explain.add_argument("directory", metavar="DIR", help=_DIRECTORY)
+    explain.add_argument("directory", type=policy_directory, metavar="DIR", help=_DIRECTORY)
     explain.add_argument(
         "--principal",
         required=True,
+        type=existing_file,
         metavar="FILE",
         help="the caller: a YAML or JSON principal (see examples/principals/)",
     )
     explain.add_argument(
-        "--model", default=None, metavar="MODEL", help="the public model id asked for"
+        "--model",
+        default=None,
+        metavar="MODEL",
+        help="the public model id asked for (needed for the model.* actions)",
     )
     explain.add_argument(
         "--at",
@@ -75,13 +79,34 @@ def register(subparsers: Any) -> Any:
     explain.set_defaults(func=_explain)
 
     diff = commands.add_parser("diff", help="which outcomes change between two policies")
-    diff.add_argument("old", metavar="OLD", help="the policy folder in force now")
-    diff.add_argument("new", metavar="NEW", help="the edited policy folder")
+    diff.add_argument(
+        "old", type=policy_directory, metavar="OLD", help="the policy folder in force now"
+    )
+    diff.add_argument("new", type=policy_directory, metavar="NEW", help="the edited policy folder")
     diff.set_defaults(func=_diff)
     return commands
 
 
 _DIRECTORY = "the policy folder, e.g. policies"
+
+
+def policy_directory(text: str) -> Path:
+    """A policy folder named on the command line: it exists and holds policy files, so
+    that a wrong folder (docs, an empty one) is refused rather than read as a policy that
+    allows nothing."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{text} is a file, not a policy folder: give the folder that holds the "
+            "policy's *.yaml files (e.g. policies)"
+        )
+    existing_directory(text)
+    if not policy_files(path):
+        raise argparse.ArgumentTypeError(
+            f"{text} holds no policy files: give the policy folder, the one with the "
+            "*.yaml or *.yml files (e.g. policies)"
+        )
+    return path
 
 
 def _load(directory: str) -> Policy | None:
@@ -206,6 +231,13 @@ def _explain(args: argparse.Namespace) -> int:
         principal = load_principal(Path(args.principal))
     except PolicyLoadError as exc:
         print(f"principal invalid: {exc}", file=sys.stderr)
+        return 2
+    if args.model is None and args.action.startswith("model."):
+        print(
+            f"gateway policy explain: --action {args.action} needs --model MODEL, the public "
+            f"model id asked for (this policy has: {', '.join(sorted(policy.models)) or 'none'})",
+            file=sys.stderr,
+        )
         return 2
     decision = decide(policy, principal, args.action, args.model, at)
     limits = _limits(policy, decision)

@@ -19,12 +19,15 @@ from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from gateway.arguments import existing_file, output_directory
+
 from ._approvals import sign_grant, verify_grant_approvals
 from ._approvers import GrantReport, encode_signature
 from ._errors import PolicyError, PolicyLoadError
 from ._grant_edit import add_signature
-from ._loader import inspect_grants
+from ._loader import inspect_grants, policy_files
 from .approver_keys import generate_approver_key, load_approver_key, public_key_text
+from .cli import policy_directory
 
 
 def register(subparsers: Any) -> None:
@@ -43,7 +46,11 @@ def register(subparsers: Any) -> None:
         "generate", help="make an approver key pair (KEYID.key, mode 0600, and KEYID.pub)"
     )
     generate.add_argument(
-        "--out", required=True, metavar="DIR", help="folder for the key files (kept offline)"
+        "--out",
+        required=True,
+        type=output_directory,
+        metavar="DIR",
+        help="folder for the key files (kept offline)",
     )
     generate.add_argument("--id", required=True, metavar="KEYID", help="the approver's key id")
     generate.add_argument(
@@ -56,16 +63,39 @@ def register(subparsers: Any) -> None:
 
     sign = commands.add_parser("sign", help="add your signature to a grant in a policy file")
     sign.add_argument(
-        "--key", required=True, metavar="KEY", help="your approver private key (KEYID.key)"
+        "--key",
+        required=True,
+        type=existing_file,
+        metavar="KEY",
+        help="your approver private key (KEYID.key)",
     )
-    sign.add_argument("file", metavar="FILE", help="the policy file holding the grant")
+    sign.add_argument(
+        "file",
+        type=_grants_file,
+        metavar="FILE",
+        help="the policy file holding the grant (a *.yaml or *.yml file of the policy folder)",
+    )
     sign.add_argument("--id", required=True, metavar="GRANT", help="the grant's id")
     sign.set_defaults(func=_sign)
 
     verify = commands.add_parser("verify", help="show who signed each grant and what counts")
-    verify.add_argument("directory", metavar="DIR", help="the policy folder, e.g. policies")
+    verify.add_argument(
+        "directory", type=policy_directory, metavar="DIR", help="the policy folder, e.g. policies"
+    )
     verify.add_argument("--id", default=None, metavar="GRANT", help="only this grant")
     verify.set_defaults(func=_verify)
+
+
+def _grants_file(text: str) -> Path:
+    """A policy file `grant sign` can edit: an existing *.yaml or *.yml file that the
+    policy of its folder is read from."""
+    path = existing_file(text)
+    if path.resolve() not in {p.resolve() for p in policy_files(path.resolve().parent)}:
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a grants YAML file: give the *.yaml or *.yml file of the policy "
+            "folder that holds the grant (e.g. policies/grants.yaml)"
+        )
+    return path
 
 
 def _error(message: str) -> int:
@@ -110,6 +140,9 @@ def _sign(args: argparse.Namespace) -> int:
     try:
         key = load_approver_key(Path(args.key))
         mode = Path(args.key).stat().st_mode
+    except (PolicyError, OSError) as exc:
+        return _error(f"--key {exc}")
+    try:
         policy, reports = inspect_grants(path.resolve().parent)
     except PolicyLoadError as exc:
         return _error(f"policy invalid: {exc}")
@@ -122,7 +155,10 @@ def _sign(args: argparse.Namespace) -> int:
         )
     report = _report_for(reports, path, args.id)
     if report is None:
-        return _error(f"{path} holds no grant with id {args.id!r}")
+        here = sorted(r.grant.id for r in reports if Path(r.file).resolve() == path.resolve())
+        if not here:
+            return _error(f"{path} holds no grants (no grants: list); give the file that does")
+        return _error(f"{path} holds no grant with id {args.id!r} (it has: {', '.join(here)})")
     public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     approver = next((a for a in policy.approvers.values() if a.public_key == public), None)
     if approver is None:

@@ -132,3 +132,44 @@ def test_diff_reports_changes_from_the_instant_they_take_effect(
 def test_diff_of_identical_policies_reports_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     assert run("diff", str(EXAMPLE), str(EXAMPLE)) == 0
     assert "no outcome changes" in capsys.readouterr().out
+
+
+def _refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    from gateway.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["check", "test", "diff"])
+def test_a_folder_without_policy_files_is_refused_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    (tmp_path / "README.md").write_text("not a policy\n")
+    folders = [str(tmp_path)] * (2 if command == "diff" else 1)
+    err = _refused(["policy", command, *folders], capsys)
+    assert f"{tmp_path} holds no policy files: give the policy folder" in err
+    assert "policy OK" not in err
+
+
+def test_check_of_a_file_says_it_is_not_a_policy_folder(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    file = EXAMPLE / "models.yaml"
+    err = _refused(["policy", "check", str(file)], capsys)
+    assert f"argument DIR: {file} is a file, not a policy folder" in err
+
+
+def test_explain_without_a_model_says_model_is_needed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    principal = tmp_path / "p.yaml"
+    principal.write_text(EVALUATOR)
+    argv = ["explain", str(EXAMPLE), "--principal", str(principal), "--at", "2026-12-20T00:00Z"]
+    assert run(*argv) == 2
+    err = capsys.readouterr().err
+    assert "--action model.invoke needs --model MODEL" in err
+    assert "muse-1" in err
+    assert run(*argv, "--action", "admin") == 0

@@ -292,3 +292,46 @@ def test_policy_check_warns_of_a_signature_that_does_not_count_on_an_approved_gr
         f"warning: grant {GRANT_ID}: signatures[2] key nobody: is not an approver key of this "
         "policy"
     ) in captured.err
+
+
+def _refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_sign_says_what_is_wrong_with_the_file(
+    policy_dir: Path, keys: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    sign = ["grant", "sign", "--key", str(keys["lab-approver-1"]), "--id", GRANT_ID]
+    missing = policy_dir / "missing.yaml"
+    assert f"argument FILE: no such file: {missing}" in _refused([*sign, str(missing)], capsys)
+    assert f"argument FILE: {policy_dir} is a folder" in _refused([*sign, str(policy_dir)], capsys)
+    notes = policy_dir / "notes.txt"
+    notes.write_text("grants: []\n")
+    assert f"argument FILE: {notes} is not a grants YAML file: give the *.yaml" in _refused(
+        [*sign, str(notes)], capsys
+    )
+    assert main([*sign, str(policy_dir / "models.yaml")]) == 2
+    assert "models.yaml holds no grants (no grants: list)" in capsys.readouterr().err
+    (policy_dir / "grants.yaml").write_text("grants: [\n  :: {\n")
+    assert main([*sign, str(policy_dir / "grants.yaml")]) == 2
+    assert "grants.yaml:2: invalid YAML" in capsys.readouterr().err
+
+
+def test_sign_names_key_when_the_key_is_unusable(
+    policy_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    grants = str(policy_dir / "grants.yaml")
+    err = _refused(["grant", "sign", "--key", str(policy_dir), grants, "--id", GRANT_ID], capsys)
+    assert f"argument --key: {policy_dir} is a folder" in err
+    assert main(["grant", "sign", "--key", grants, grants, "--id", GRANT_ID]) == 2
+    assert f"--key {grants}: is not an unencrypted PEM private key" in capsys.readouterr().err
+
+
+def test_verify_refuses_a_folder_without_policy_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = _refused(["grant", "verify", str(tmp_path)], capsys)
+    assert f"argument DIR: {tmp_path} holds no policy files: give the policy folder" in err
