@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gateway.arguments import instant, positive_integer
+from gateway.arguments import instant, output_directory, positive_integer
 from gateway.audit.cli_inputs import (
     STORE_HELP,
     TIMES,
@@ -169,7 +169,7 @@ def register(subparsers: Any) -> None:
     generate = key_commands.add_parser("generate", help="write new audit signing and HMAC keys")
     generate.add_argument(
         "--out",
-        type=Path,
+        type=output_directory,
         required=True,
         metavar="DIR",
         help="folder for audit-signing.key, audit-signing.pub and audit-hmac.key",

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gateway.arguments import existing_file, output_directory
 from gateway.audit.cosignature import generate_cosigner
 from gateway.audit.errors import NoteError
 from gateway.config import ConfigError
@@ -35,7 +36,11 @@ def register(subparsers: Any) -> None:
 
     serve = commands.add_parser("serve", help="run the witness")
     serve.add_argument(
-        "--config", required=True, type=Path, metavar="FILE", help="the witness settings file"
+        "--config",
+        required=True,
+        type=existing_file,
+        metavar="FILE",
+        help="the witness settings file",
     )
     serve.set_defaults(func=_serve)
 
@@ -43,7 +48,11 @@ def register(subparsers: Any) -> None:
         "evidence", help="print the refused checkpoints kept as evidence, as JSON lines"
     )
     evidence.add_argument(
-        "--config", required=True, type=Path, metavar="FILE", help="the witness settings file"
+        "--config",
+        required=True,
+        type=existing_file,
+        metavar="FILE",
+        help="the witness settings file",
     )
     evidence.add_argument("--origin", help="only the evidence about this log origin")
     evidence.set_defaults(func=_evidence)
@@ -56,7 +65,7 @@ def register(subparsers: Any) -> None:
     generate.add_argument(
         "--out",
         required=True,
-        type=Path,
+        type=output_directory,
         metavar="DIR",
         help=f"folder for {SIGNER_FILE} (secret, mode 0600) and {VERIFIER_FILE}",
     )
@@ -144,9 +153,6 @@ def _generate(args: argparse.Namespace) -> int:
         if (out / name).exists():
             print(f"error: --out {out}: {name} exists; keys are never overwritten", file=sys.stderr)
             return 2
-    if out.exists() and not out.is_dir():
-        print(f"error: --out {out}: is a file, not a folder for the keys", file=sys.stderr)
-        return 2
     try:
         out.mkdir(parents=True, exist_ok=True)
         _write_new(out / SIGNER_FILE, signer.to_string() + "\n", 0o600)

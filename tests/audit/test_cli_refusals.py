@@ -95,6 +95,7 @@ def test_witness_keys_are_never_written_over_a_file_or_where_they_cannot_be(
             ["witness", "keys", "generate", "--out", str(out), "--name", "w.example/w1"], capsys
         )
         assert code == 2, output
-        assert f"--out {out}" in output
+        assert "--out" in output
+        assert str(out) in output
         assert expected in output
     assert taken.read_text() == "x\n"
