@@ -330,6 +330,7 @@ class InferenceEndpoint:
             exchange.trusted_organisation(decision),
             document,
             exchange.now,
+            route=exchange.route,
         )
         if not verdict.allowed:
             refused = _over_quota(decision, verdict)

@@ -43,6 +43,9 @@ __all__ = ["QuotaLimiter", "QuotaSettings", "Ticket", "Verdict"]
 
 _MINUTE = 60
 _RESERVE_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
+# Routes whose streams report usage only when asked (`stream_options.include_usage`); a
+# Responses API stream always ends with its usage (`response.completed`).
+_USAGE_ON_REQUEST = frozenset({"/v1/chat/completions", "/v1/completions"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +163,8 @@ class QuotaLimiter:
         organisation: str | None,
         body: dict[str, Any],
         now: float,
+        *,
+        route: str = "/v1/chat/completions",
     ) -> Verdict:
         """Charge this request to the caller's rate limits and its grant's quota."""
         limits = policy.settings.rate_limits
@@ -186,7 +191,12 @@ class QuotaLimiter:
         if grant is None or grant.quota is None:
             return ADMITTED
         counts_tokens = grant.quota.tokens is not None
-        if counts_tokens and body.get("stream") is True and not _asks_for_usage(body):
+        if (
+            counts_tokens
+            and route in _USAGE_ON_REQUEST
+            and body.get("stream") is True
+            and not _asks_for_usage(body)
+        ):
             return USAGE_REQUIRED
         explicit = _reservation(body)
         reserve = explicit if explicit is not None else self.settings.reserve_tokens

@@ -162,6 +162,16 @@ async def test_a_stream_under_a_token_quota_must_report_its_usage_and_is_charged
         # A model without a token quota streams as before, usage or not.
         plain = await alice.post(CHAT, json={**chat(), "stream": True})
         assert plain.status_code == 200
+        # A Responses API stream always ends with its usage: nothing to ask for.
+        responses = await alice.post(
+            "/v1/responses", json={"model": "muse-spark-2", "input": words, "stream": True}
+        )
+        assert responses.status_code == 200, responses.text
+        later = [
+            r for r in await records(gateway, kind="completion") if r["model"] == "muse-spark-2"
+        ]
+        assert len(later) == 2
+        assert later[-1]["usage"]["total_tokens"] > 3000
 
 
 async def test_a_token_budget_smaller_than_the_reservation_still_serves_what_is_left(
