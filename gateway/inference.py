@@ -38,6 +38,8 @@ WWW_AUTHENTICATE = [(b"www-authenticate", b'Bearer realm="model-gateway"')]
 _CLOSE = [(b"connection", b"close")]
 MAX_MODEL_ID = 256
 
+# Upstream failures in which no model ran: a grant quota gets back what they took.
+_NOT_SERVED = frozenset({"upstream.unreachable", "upstream.credential_refused"})
 _DENIAL_MESSAGES = {
     "nationality_restricted": "This model is not available under your nationality attributes.",
     "grant_expired": "Your access grant for this model has ended.",
@@ -411,7 +413,10 @@ class InferenceEndpoint:
                     )
                 )
             )
-            await asyncio.shield(gateway.quotas.settle(verdict.ticket, result.usage))
+            if result.error in _NOT_SERVED:  # the upstream did no work: charge nothing
+                await asyncio.shield(gateway.quotas.release(verdict.ticket))
+            else:
+                await asyncio.shield(gateway.quotas.settle(verdict.ticket, result.usage))
         exchange.status = result.status
         exchange.bytes_out = result.response_bytes
         if result.error is not None:

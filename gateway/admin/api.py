@@ -25,7 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.control import AnyMethod, Call, error_response, json_response
-from gateway.dynamic import LiveControl, ObjectRefused, StoredObject
+from gateway.dynamic import ControlStoreError, LiveControl, ObjectRefused, StoredObject
 from gateway.dynamic.live import Applied
 from gateway.policy import Grant, Suspension, decide
 from gateway.records import event_record
@@ -278,6 +278,8 @@ async def _change(call: Call, reason: str, make: Any) -> Response:
         applied: Applied = await make(body, _actor(call))
     except ObjectRefused as refusal:
         return await _outcome(call, reason, intent, refusal.status, None, refusal)
+    except ControlStoreError as exc:
+        return await _outcome(call, reason, intent, 503, None, _store_failed(exc))
     return await _outcome(call, reason, intent, 201, applied, None)
 
 
@@ -289,12 +291,20 @@ async def _removal(call: Call, reason: str, object_id: str, make: Any) -> Respon
         applied: Applied | None = await make(_actor(call))
     except ObjectRefused as refused:
         return await _outcome(call, reason, intent, refused.status, None, refused)
+    except ControlStoreError as exc:
+        return await _outcome(call, reason, intent, 503, None, _store_failed(exc))
     if applied is None:
         refusal = ObjectRefused(
             f"{object_id} is not a run-time object or grant in force", status=404
         )
         return await _outcome(call, reason, intent, 404, None, refusal)
     return await _outcome(call, reason, intent, 200, applied, None)
+
+
+def _store_failed(exc: ControlStoreError) -> ObjectRefused:
+    """The shared store failed mid-change: nothing was changed (its transaction rolled
+    back), and the outcome record says so."""
+    return ObjectRefused(f"The change was not made: {exc.reason}.", status=503)
 
 
 async def _record_intent(call: Call, reason: str, detail: dict[str, Any]) -> int | None:
@@ -329,7 +339,9 @@ async def _outcome(
     if refusal is not None:
         response = error_response(
             status,
-            "invalid_object" if status == 400 else "conflict" if status == 409 else "not_found",
+            {400: "invalid_object", 409: "conflict", 503: "control_store_unavailable"}.get(
+                status, "not_found"
+            ),
             refusal.message,
             call.request_id,
         )

@@ -87,6 +87,8 @@ class LiveControl:
         self._dynamic = DynamicObjects()
         self._refreshing: asyncio.Task[None] | None = None
         self._again = False
+        # Changes made here, counted: a refresh that loaded before one must not undo it.
+        self._local_changes = 0
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -162,11 +164,14 @@ class LiveControl:
     async def _refresh(self) -> None:
         while True:
             self._again = False
+            changes = self._local_changes
             try:
                 loaded = await asyncio.to_thread(self.store.load)
             except Exception as exc:  # noqa: BLE001 - keep serving what is in force; retry on the next change
                 self.logger.error("control.refresh_failed", error=type(exc).__name__)
                 return
+            if changes != self._local_changes:
+                continue  # a change made here meanwhile: the snapshot may predate it
             fresh = {o.id: o for o in loaded}
             changed = False
             for object_id in [i for i in self._objects if i not in fresh]:
@@ -204,6 +209,7 @@ class LiveControl:
         if removed is None:
             return None
         parsed = self._parsed.get(object_id)
+        self._local_changes += 1
         self._forget(object_id)
         self.holder.set_static(self.holder.static)
         self.logger.info("control.removed", id=object_id, actor=actor)
@@ -265,6 +271,7 @@ class LiveControl:
         return StoredObject(object_id, kind, text, digest_of(text), created_us, actor)
 
     def _install(self, item: StoredObject, parsed: Parsed) -> None:
+        self._local_changes += 1
         self._objects[item.id] = item
         self._parsed[item.id] = parsed
         self._dynamic.add(item.id, item.digest, parsed)

@@ -67,7 +67,8 @@ _SELECT = "SELECT id, kind, body, digest, created_us, created_by FROM control_ob
 _STATEMENTS = {
     "load": _SELECT + " ORDER BY created_us, id",
     "find": _SELECT + " WHERE id = ?",
-    "insert": "INSERT INTO control_objects VALUES (?, ?, ?, ?, ?, ?)",
+    # Two replicas adding one id at once: the second inserts nothing (and is told so).
+    "insert": "INSERT INTO control_objects VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
     "delete": "DELETE FROM control_objects WHERE id = ?",
     "find_kind": _SELECT + " WHERE id = ? AND kind = ?",
 }
@@ -145,7 +146,8 @@ class ControlStore:
             for blocking in (item.id, unless):
                 if blocking is not None and self._find(connection, blocking) is not None:
                     return blocking
-            self._insert(connection, item)
+            if not self._insert(connection, item):
+                return item.id
             announce(connection, TOPIC)
         return None
 
@@ -165,9 +167,8 @@ class ControlStore:
         one, in one transaction; the withdrawn grant, or None. KeyError, and no change, if
         `revocation` exists already."""
         with self._transaction() as connection:
-            if self._find(connection, revocation.id) is not None:
+            if not self._insert(connection, revocation):
                 raise KeyError(revocation.id)
-            self._insert(connection, revocation)
             row = connection.execute(self._sql["find_kind"], (grant_object_id, "grant")).fetchone()
             if row is not None:
                 connection.execute(self._sql["delete"], (grant_object_id,))
@@ -177,11 +178,13 @@ class ControlStore:
     def _find(self, connection: Any, object_id: str) -> Any:
         return connection.execute(self._sql["find"], (object_id,)).fetchone()
 
-    def _insert(self, connection: Any, item: StoredObject) -> None:
-        connection.execute(
+    def _insert(self, connection: Any, item: StoredObject) -> bool:
+        """Insert `item`; False if an object with its id exists (nothing inserted)."""
+        cursor = connection.execute(
             self._sql["insert"],
             (item.id, item.kind, item.body, item.digest, item.created_us, item.created_by),
         )
+        return bool(cursor.rowcount == 1)
 
     def close(self) -> None:
         with self._lock:

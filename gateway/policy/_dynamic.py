@@ -12,6 +12,7 @@ field path and the line, as for a file. Pure: no I/O, no clock.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import replace
 
 from ._errors import PolicyLoadError
@@ -105,11 +106,17 @@ class DynamicObjects:
         return hashlib.sha256(b"".join(sorted(self._hashes.values()))).hexdigest()
 
     def apply(self, policy: Policy) -> Policy:
-        """The effective policy: `policy` with these objects."""
-        return policy.with_dynamic(
-            self.suspensions.values(),
-            self.grants.values(),
-            self.grant_index,
-            frozenset(self.revoked.values()),
-            self.version,
-        )
+        """The effective policy: `policy` with these objects. A revocation closes a grant
+        of its id wherever it came from, a run-time grant included (two replicas may have
+        stored a grant and its revocation at once)."""
+        revoked = frozenset(self.revoked.values())
+        grants: Iterable[Grant] = self.grants.values()
+        index = self.grant_index
+        if revoked & {grant.id for grant in grants}:
+            grants = [grant for grant in grants if grant.id not in revoked]
+            index = {
+                key: kept
+                for key, entries in index.items()
+                if (kept := tuple(grant for grant in entries if grant.id not in revoked))
+            }
+        return policy.with_dynamic(self.suspensions.values(), grants, index, revoked, self.version)

@@ -139,6 +139,7 @@ class QuotaLimiter:
         one of several workers counting in process, so a grant budget cannot be kept (each
         worker would grant it whole): grant quotas fail closed, as with a store down."""
         self.alone_among_workers = alone_among_workers
+        self._warned_alone = False
         self.settings = settings
         self.counters = counters
         self.logger = logger
@@ -175,6 +176,17 @@ class QuotaLimiter:
             limit = limits.for_organisation(organisation)
             if limit is not None:
                 checks.append(("organisation", f"rate:organisation:{organisation}", limit))
+        if checks and self.alone_among_workers:
+            # Each worker would count alone: N workers, N times the limit.
+            if not self._warned_alone:
+                self._warned_alone = True
+                self.logger.error(
+                    "quota.store_unavailable",
+                    check="rate_limit",
+                    error="quotas.store is needed with --workers",
+                )
+            if self.settings.on_store_failure == "deny":
+                return _unavailable("rate_limit")
         for name, key, limit in checks:
             try:
                 allowed, wait = await self.counters.hit(key, limit, _MINUTE, now)
@@ -194,7 +206,7 @@ class QuotaLimiter:
         if (
             counts_tokens
             and route in _USAGE_ON_REQUEST
-            and body.get("stream") is True
+            and body.get("stream") not in (None, False)  # 1 or "true" stream on some servers
             and not _asks_for_usage(body)
         ):
             return USAGE_REQUIRED
