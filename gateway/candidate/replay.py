@@ -8,8 +8,10 @@ replayed). The question is the recorded one: the principal rebuilt from its reco
 attributes and their sources, the recorded model, `model.invoke`, at the record's
 `time`. An outcome is the decision, the reason and the grant served under; a change is
 any difference. A request the policy allowed and a quota or rate limit then refused is
-replayed too: unchanged while the new policy still allows it (the limit would apply as
-before), a change when the new policy refuses it. Everything else is counted as not
+replayed too: unchanged while the new policy still allows it under the same grant (the
+limit would apply as before), a change when it refuses it or serves it under another
+grant (whose budget is another). Rate limits are not replayed: a raised limit changes
+nothing here. Everything else is counted as not
 replayed, with why.
 """
 
@@ -172,8 +174,8 @@ def replay(
         report.replayed += 1
         report.recorded_policies[str(record.get("policy_version"))] += 1
         decision = decide(policy, caller.principal, "model.invoke", model, at)
-        if limited and decision.allowed:
-            continue  # allowed still, and the limit would refuse it as it did
+        if limited and decision.allowed and decision.grant_id == record.get("grant_id"):
+            continue  # allowed still, under the same grant: the limit refuses it as it did
         old = (str(record.get("decision")), reason, record.get("grant_id"))
         new = _outcome(decision, unrouted=reason == _UNROUTED)
         if old == new:

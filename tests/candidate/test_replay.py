@@ -178,3 +178,11 @@ def test_a_request_a_limit_refused_changes_only_if_the_policy_now_refuses_it(
         ("quota.tokens_exhausted", "suspended.organisation", 1),
         ("rate_limited.principal", "suspended.organisation", 1),
     ]
+
+
+def test_a_limited_request_served_under_another_grant_is_a_change(example: Policy) -> None:
+    evaluator = person("US CAISI", ("US",), roles=("evaluator",))
+    record = _record(example, evaluator, "muse-spark-2", time="2026-12-20T12:00:00.000000Z")
+    record.update(decision="deny", reason="quota.tokens_exhausted", grant_id="an-older-grant")
+    [change] = replay([(0, record)], example, ROUTES).sorted_changes()
+    assert (change.old, change.new) == ("quota.tokens_exhausted", "allow.grant")
