@@ -300,3 +300,20 @@ def test_connect_timeout_must_be_a_positive_number(
         f"argument --connect-timeout: {value!r} is not a positive number: give a number "
         "greater than 0" in capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://u:secret-password@127.0.0.1:99999/0",
+        "redis://u:secret-password@127.0.0.1:abc/0",
+        "redis://127.0.0.1:6379/0?socket_timeout=x",
+    ],
+)
+def test_a_malformed_quota_store_url_is_named_not_a_traceback(
+    tmp_path: Path, pki: Path, capsys: pytest.CaptureFixture[str], url: str
+) -> None:
+    status, out, err = check(write_settings(tmp_path, pki, quotas={"store": url}), capsys)
+    assert status == 2, out + err
+    assert "quotas.store: not a usable Redis URL" in err
+    assert "secret-password" not in out + err

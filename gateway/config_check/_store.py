@@ -88,13 +88,20 @@ def check_counters(checker: Checker, settings: Settings) -> None:
         return
     import redis
 
-    parts = urlsplit(url)
-    where = f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
-    if parts.scheme == "unix":
-        where = f"unix://{parts.path}"
-    client = redis.Redis.from_url(
-        url, socket_timeout=checker.connect_timeout, socket_connect_timeout=checker.connect_timeout
-    )
+    try:
+        parts = urlsplit(url)
+        where = f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
+        if parts.scheme == "unix":
+            where = f"unix://{parts.path}"
+        client = redis.Redis.from_url(
+            url,
+            socket_timeout=checker.connect_timeout,
+            socket_connect_timeout=checker.connect_timeout,
+        )
+    except ValueError as exc:
+        reason = str(exc).replace(url, "the URL")  # never echo a password the URL holds
+        checker.add("error", "quotas.store", f"not a usable Redis URL ({reason})")
+        return
     try:
         client.ping()
     except (redis.RedisError, OSError) as exc:

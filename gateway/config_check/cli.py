@@ -23,8 +23,9 @@ def register(subparsers: Any) -> None:
         "check",
         help="validate a settings file and everything it points to, without serving",
         description="Validate FILE as `gateway serve` reads it, then the files it names, the "
-        "policy (full load) and the audit store (read-only). Exit status: 0 valid (warnings "
-        "do not fail), 1 the audit store cannot be reached or opened, 2 invalid.",
+        "policy (full load), the audit store (read-only) and the quota counter store (a "
+        "ping). Exit status: 0 valid (warnings do not fail), 1 the audit store or the quota "
+        "counter store cannot be reached or opened, 2 invalid.",
     )
     check.add_argument("file", type=existing_file, metavar="FILE", help="the settings file (YAML)")
     check.add_argument(
@@ -32,8 +33,8 @@ def register(subparsers: Any) -> None:
         type=positive_number,
         default=3.0,
         metavar="SECONDS",
-        help="seconds to wait for the audit store (PostgreSQL) to answer, a number greater "
-        "than 0 (default 3)",
+        help="seconds to wait for the audit store (PostgreSQL) and the quota counter store "
+        "(Redis) to answer, a number greater than 0 (default 3)",
     )
     check.set_defaults(func=_check)
 
