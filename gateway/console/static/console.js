@@ -140,11 +140,10 @@
     if (!record || !canonical || canonical.textContent !== decoder.decode(record)) {
       failures.push("record shown");
       show(shown, "failed", "Record shown FAILED: the canonical bytes on this page are not the proved leaf.");
-    } else if (!pretty || !sameJson(pretty.textContent, decoder.decode(record))) {
-      failures.push("record shown");
-      show(shown, "failed", "Record shown FAILED: the readable record on this page says something the proved leaf does not.");
     } else {
-      show(shown, "verified", "Record shown verified: the canonical bytes and the readable record on this page are the proved leaf.");
+      // What people read is rendered here from the proved bytes, not taken from the page.
+      if (pretty) pretty.textContent = indentJson(decoder.decode(record));
+      show(shown, "verified", "Record shown verified: the canonical bytes on this page are the proved leaf, and the readable record is rendered in this browser from them.");
     }
     if (failures.length) {
       show(verdict, "failed", `FAILED: ${failures.join(", ")} did not verify. Do not rely on this record.`);
@@ -153,20 +152,46 @@
     }
   }
 
-  // Whether two JSON texts hold the same value (members in any order).
-  function sameJson(left, right) {
-    const normal = (value) => {
-      if (Array.isArray(value)) return value.map(normal);
-      if (value !== null && typeof value === "object") {
-        return Object.keys(value).sort().map((name) => [name, normal(value[name])]);
+  // Canonical JSON (no whitespace) laid out two spaces per level, token by token: no
+  // parsing, so every number and string reads exactly as the proved bytes have it.
+  function indentJson(text) {
+    let out = "";
+    let depth = 0;
+    let inString = false;
+    const newline = () => "\n" + "  ".repeat(depth);
+    for (let i = 0; i < text.length; i++) {
+      const c = text[i];
+      if (inString) {
+        out += c;
+        if (c === "\\") {
+          out += text[++i];
+        } else if (c === '"') {
+          inString = false;
+        }
+      } else if (c === '"') {
+        inString = true;
+        out += c;
+      } else if (c === "{" || c === "[") {
+        const closing = c === "{" ? "}" : "]";
+        if (text[i + 1] === closing) {
+          out += c + closing;
+          i++;
+        } else {
+          depth++;
+          out += c + newline();
+        }
+      } else if (c === "}" || c === "]") {
+        depth--;
+        out += newline() + c;
+      } else if (c === ",") {
+        out += "," + newline();
+      } else if (c === ":") {
+        out += ": ";
+      } else {
+        out += c;
       }
-      return value;
-    };
-    try {
-      return JSON.stringify(normal(JSON.parse(left))) === JSON.stringify(normal(JSON.parse(right)));
-    } catch (error) {
-      return false;
     }
+    return out;
   }
 
   async function verifyHistoryBlock(block, key) {
