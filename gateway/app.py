@@ -26,7 +26,13 @@ from gateway.handshakes import HandshakeEvidence
 from gateway.identity import Authenticator, HandshakeFailureLimiter
 from gateway.inference import INFERENCE_PATHS, InferenceEndpoint
 from gateway.logs import get_logger
-from gateway.policy import PolicyHolder, PolicyWatcher, ReloadOutcome, load_policy
+from gateway.policy import (
+    PolicyHolder,
+    PolicyWatcher,
+    ReloadOutcome,
+    check_approver_pin,
+    load_policy,
+)
 from gateway.proxy import AssertionSigner, Forwarder, ModelRewrite, UpstreamPool
 from gateway.quotas import QuotaLimiter
 from gateway.readiness import UpstreamProbe
@@ -68,6 +74,9 @@ def build_app(
     logger = get_logger()
     control_client = http or httpx.AsyncClient(timeout=httpx.Timeout(5.0))
     policy = load_policy(settings.policy.directory)
+    check_approver_pin(
+        policy.approvers.values(), settings.policy.approvers_sha256, str(settings.policy.directory)
+    )
     holder = PolicyHolder(policy)
     audit = AuditLog(settings.audit, clock=clock)
     pool = UpstreamPool(list(settings.upstreams))
@@ -197,7 +206,11 @@ def build_app(
             shadow_task.add_done_callback(pending.discard)
 
     watcher = PolicyWatcher(
-        settings.policy.directory, holder, on_reload, watch_files=settings.policy.watch
+        settings.policy.directory,
+        holder,
+        on_reload,
+        watch_files=settings.policy.watch,
+        approvers_sha256=settings.policy.approvers_sha256,
     )
     shadow_watcher = (
         PolicyWatcher(

@@ -18,7 +18,7 @@ from cryptography import x509
 from gateway.config import ConfigError, key_line, with_line
 from gateway.identity import build_server_ssl_context
 from gateway.located_yaml import YamlError, parse_yaml
-from gateway.policy import PolicyError, load_policy, verify_grant_approvals
+from gateway.policy import PolicyError, check_approver_pin, load_policy, verify_grant_approvals
 from gateway.settings import Settings, load_settings
 
 from ._report import Finding, Report, Severity
@@ -184,6 +184,13 @@ class Checker:
             message = getattr(exc, "message", str(exc))
             self.report.findings.append(Finding("error", file, line, key, message))
             return
+        pin = settings.policy.approvers_sha256
+        if pin is not None:
+            try:
+                check_approver_pin(policy.approvers.values(), pin, str(settings.policy.directory))
+            except PolicyError as exc:
+                self.add("error", "policy.approvers_sha256", getattr(exc, "message", str(exc)))
+                return
         self.report.checked.append(
             (
                 "policy",

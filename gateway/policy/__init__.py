@@ -33,6 +33,7 @@ from ._model import (
     Settings,
     Suspension,
 )
+from ._pin import approver_set_digest, check_approver_pin
 from ._policy import Policy
 from ._settings import PolicySettings
 from ._windows import ModelWindow, model_windows
@@ -64,6 +65,8 @@ __all__ = [
     "SignatureCheck",
     "Suspension",
     "approve_grant",
+    "approver_set_digest",
+    "check_approver_pin",
     "decide",
     "grant_digest",
     "grant_signing_form",

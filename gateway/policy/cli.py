@@ -23,6 +23,7 @@ from ._engine import ACTIONS, decide
 from ._errors import PolicyLoadError
 from ._loader import load_policy, policy_files
 from ._model import Decision
+from ._pin import approver_set_digest
 from ._policy import Policy
 
 
@@ -132,6 +133,8 @@ def _check(args: argparse.Namespace) -> int:
         f"classes, {len(policy.country_groups)} country groups, {len(policy.grants)} grants, "
         f"{len(policy.suspensions)} suspensions, {len(policy.approvers)} approver keys"
     )
+    # What a settings file pins as policy.approvers_sha256 (docs/policy.md).
+    print(f"  approver set    sha256 {approver_set_digest(policy.approvers.values())}")
     # Valid but risky: said on every check, and the exit status stays 0.
     for warning in policy.warnings:
         print(f"warning: {warning}", file=sys.stderr)

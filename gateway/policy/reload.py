@@ -24,6 +24,7 @@ import watchfiles
 from ._approvals import VerifiedSignatures
 from ._errors import PolicyLoadError
 from ._loader import load_policy_pausing
+from ._pin import check_approver_pin
 from ._policy import Policy
 
 
@@ -132,8 +133,10 @@ class PolicyWatcher:
         watch_files: bool = True,
         debounce_ms: int = 300,
         signals: bool = True,
+        approvers_sha256: str | None = None,
     ) -> None:
         self.directory = Path(directory)
+        self.approvers_sha256 = approvers_sha256
         self.signals = signals
         self.holder = holder
         self.on_reload = on_reload
@@ -184,6 +187,9 @@ class PolicyWatcher:
                 baton = _Baton(asyncio.get_running_loop())
                 policy = await asyncio.to_thread(
                     load_policy_pausing, self.directory, baton, self._verified
+                )
+                check_approver_pin(
+                    policy.approvers.values(), self.approvers_sha256, str(self.directory)
                 )
             except PolicyLoadError as exc:
                 outcome = self._failed(old_version, str(exc), trigger)

@@ -28,6 +28,8 @@ def test_exported_members_are_pinned() -> None:
         "SignatureCheck",
         "Suspension",
         "approve_grant",
+        "approver_set_digest",
+        "check_approver_pin",
         "decide",
         "grant_digest",
         "grant_signing_form",
