@@ -74,9 +74,7 @@ def build_app(
     logger = get_logger()
     control_client = http or httpx.AsyncClient(timeout=httpx.Timeout(5.0))
     policy = load_policy(settings.policy.directory)
-    check_approver_pin(
-        policy.approvers.values(), settings.policy.approvers_sha256, str(settings.policy.directory)
-    )
+    check_approver_pin(policy, settings.policy.approvers_sha256, str(settings.policy.directory))
     holder = PolicyHolder(policy)
     audit = AuditLog(settings.audit, clock=clock)
     pool = UpstreamPool(list(settings.upstreams))

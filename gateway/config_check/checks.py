@@ -187,7 +187,7 @@ class Checker:
         pin = settings.policy.approvers_sha256
         if pin is not None:
             try:
-                check_approver_pin(policy.approvers.values(), pin, str(settings.policy.directory))
+                check_approver_pin(policy, pin, str(settings.policy.directory))
             except PolicyError as exc:
                 self.add("error", "policy.approvers_sha256", getattr(exc, "message", str(exc)))
                 return

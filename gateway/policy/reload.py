@@ -188,9 +188,7 @@ class PolicyWatcher:
                 policy = await asyncio.to_thread(
                     load_policy_pausing, self.directory, baton, self._verified
                 )
-                check_approver_pin(
-                    policy.approvers.values(), self.approvers_sha256, str(self.directory)
-                )
+                check_approver_pin(policy, self.approvers_sha256, str(self.directory))
             except PolicyLoadError as exc:
                 outcome = self._failed(old_version, str(exc), trigger)
             except Exception as exc:  # noqa: BLE001 - a failed reload must keep the old policy

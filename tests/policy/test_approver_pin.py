@@ -37,10 +37,10 @@ INTRUDER = (
 
 
 def _digest(directory: Path) -> str:
-    return approver_set_digest(load_policy(directory).approvers.values())
+    return approver_set_digest(load_policy(directory))
 
 
-def test_the_digest_sees_a_new_key_and_a_key_moved_to_another_organisation(
+def test_the_digest_sees_a_new_key_a_moved_key_and_a_lowered_threshold(
     policy_dir: Path,
 ) -> None:
     pinned = _digest(policy_dir)
@@ -55,15 +55,22 @@ def test_the_digest_sees_a_new_key_and_a_key_moved_to_another_organisation(
         text.replace("organisation: Example AI Labs", "organisation: Globex Corp", 1)
     )
     assert _digest(policy_dir) != pinned
+    approvers.write_text(text)
+    assert _digest(policy_dir) == pinned
+    # A lowered threshold is seen too: one approver alone would open grants.
+    settings = policy_dir / "settings.yaml"
+    assert "min_approvers: 2" in settings.read_text()
+    settings.write_text(settings.read_text().replace("min_approvers: 2", "min_approvers: 1"))
+    assert _digest(policy_dir) != pinned
 
 
 def test_a_policy_whose_approvers_differ_from_the_pin_is_refused(policy_dir: Path) -> None:
     policy = load_policy(policy_dir)
-    pinned = approver_set_digest(policy.approvers.values())
-    check_approver_pin(policy.approvers.values(), pinned, str(policy_dir))
-    check_approver_pin(policy.approvers.values(), None, str(policy_dir))
+    pinned = approver_set_digest(policy)
+    check_approver_pin(policy, pinned, str(policy_dir))
+    check_approver_pin(policy, None, str(policy_dir))
     with pytest.raises(PolicyLoadError, match="approvers_sha256"):
-        check_approver_pin(policy.approvers.values(), "0" * 64, str(policy_dir))
+        check_approver_pin(policy, "0" * 64, str(policy_dir))
 
 
 async def test_a_reload_that_adds_an_approver_key_keeps_the_old_policy(policy_dir: Path) -> None:
@@ -81,7 +88,7 @@ async def test_a_reload_that_adds_an_approver_key_keeps_the_old_policy(policy_di
     outcome = await watcher.reload()
     assert not outcome.ok
     assert holder.current is before
-    assert "approver keys have changed" in str(outcome.error)
+    assert "approver keys or min_approvers have changed" in str(outcome.error)
     (policy_dir / "approvers-extra.yaml").unlink()
     assert (await watcher.reload()).ok
 
@@ -111,7 +118,7 @@ def test_a_gateway_refuses_to_start_on_an_approver_set_it_was_not_pinned_to(
         [GATEWAY, "serve", "--config", str(path)], capture_output=True, text=True, timeout=60
     )
     assert started.returncode == 2, started.stderr
-    assert "approver keys have changed" in started.stderr
+    assert "approver keys or min_approvers have changed" in started.stderr
     assert "Traceback" not in started.stderr
     # config check says the same, naming the setting.
     status = main(["config", "check", str(path), "--connect-timeout", "2"])
