@@ -212,14 +212,9 @@ def _key_and_trusted(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _trusted(args: argparse.Namespace) -> str | None:
-    trusted: str | None = args.trusted_checkpoint
-    return trusted
-
-
 def _verify(args: argparse.Namespace) -> int:
     verifier: NoteVerifier = args.key
-    trusted = _trusted(args)
+    trusted = args.trusted_checkpoint
     quorum = quorum_of(args)
 
     def progress(size: int) -> None:
@@ -259,7 +254,7 @@ def _verify(args: argparse.Namespace) -> int:
 def _backup(args: argparse.Namespace) -> int:
     verifier: NoteVerifier = args.key
     with readable_store(args.store) as store:
-        result = backup_store(store, args.destination, verifier, trusted=_trusted(args))
+        result = backup_store(store, args.destination, verifier, trusted=args.trusted_checkpoint)
     print(
         f"OK: backed up {result.verified.tree_size} records and {result.checkpoints}"
         f" checkpoints to {args.destination}; the copy verifies"
@@ -275,7 +270,7 @@ def _copy(args: argparse.Namespace) -> int:
         destination = open_store(destination_location)
         try:
             destination.require_current()
-            result = copy_store(source, destination, verifier, trusted=_trusted(args))
+            result = copy_store(source, destination, verifier, trusted=args.trusted_checkpoint)
         finally:
             destination.close()
     print(
